@@ -1,5 +1,11 @@
 //! churnseg: churn risk, 80/20/30 value segments and loyalty targets from subscriber
 //! records and touchpoint history. The modules follow the pipeline's stages.
 
+pub mod asof;
+pub mod features;
+pub mod generate;
+pub mod load;
+pub mod model;
+pub mod segment;
 pub mod taxonomy;
 pub mod write;

@@ -1,0 +1,472 @@
+//! The feature hot path: one fused pass over the events.
+//!
+//! Each worker takes whole row groups, decodes only the columns the features need,
+//! turns touchpoint/channel/reason strings into small codes once per batch, and then
+//! walks the rows once, updating a fixed-size accumulator per active subscriber: every
+//! window, category, stage and kind counter, the newest event per kind, the satisfaction,
+//! revenue and cost sums and the channel set. Workers own their accumulators (no locks in
+//! the loop) and are merged at the end.
+//!
+//! Windows are nested, so counts are kept per *band* (age ≤ 7 days, 7–30, 30–90) and
+//! summed into 7/30/90-day windows at the end. Money and rating sums are accumulated in
+//! 2⁻³² fixed point, so that the result does not depend on which worker saw which event:
+//! the output is the same for any thread count.
+
+use std::collections::BTreeMap;
+
+use arrow::array::{Array, AsArray};
+use arrow::datatypes::Float64Type;
+
+use super::codes::{self, ChannelCoder, ChannelRegistry, NO_KIND, NULL_CODE, TouchpointCoder};
+use crate::asof::{AsOf, MICROS_PER_DAY};
+use crate::load::IdIndex;
+use crate::load::interactions::{EventColumns, ts_micros_into};
+
+/// Counter slots per band: all events, 4 categories, 4 stages, 6 kinds.
+pub const SLOTS: usize = 15;
+pub const SLOT_CATEGORY: usize = 1;
+pub const SLOT_STAGE: usize = 5;
+pub const SLOT_KIND: usize = 9;
+/// Window lengths in days (SPEC §4).
+pub const WINDOWS: [i64; 3] = [7, 30, 90];
+
+/// A slot value meaning "this id is a known subscriber who is not active at `as_of`".
+pub const INACTIVE: u32 = u32::MAX;
+
+const FIXED_SCALE: f64 = 4_294_967_296.0; // 2^32
+const FIXED_LIMIT: f64 = 1.2089258196146292e24; // 2^80
+
+/// A sum of floats that is exact in 2⁻³² fixed point for ordinary values, and adds
+/// non-finite or huge values as floats on the side.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FixedSum {
+    fixed: i128,
+    odd: f64,
+}
+
+impl FixedSum {
+    #[inline]
+    pub fn add(&mut self, v: f64) {
+        if v.abs() < FIXED_LIMIT {
+            self.fixed += (v * FIXED_SCALE).round() as i128;
+        } else {
+            self.odd += v;
+        }
+    }
+
+    pub fn merge(&mut self, other: &FixedSum) {
+        self.fixed += other.fixed;
+        self.odd += other.odd;
+    }
+
+    pub fn value(&self) -> f64 {
+        self.fixed as f64 / FIXED_SCALE + self.odd
+    }
+}
+
+/// Everything the features need to know about one subscriber's events before `as_of`.
+#[derive(Debug, Clone, Copy)]
+pub struct Accumulator {
+    /// `counts[band][slot]`; band 0 = age ≤ 7 days, 1 = (7, 30], 2 = (30, 90].
+    pub counts: [[u32; SLOTS]; 3],
+    /// Newest event instant (µs), `i64::MIN` when none.
+    pub last: i64,
+    pub last_kind: [i64; 6],
+    pub satisfaction: FixedSum,
+    pub satisfaction_n: u32,
+    pub low_satisfaction: u32,
+    pub complaints_unresolved: u32,
+    pub revenue: FixedSum,
+    pub cost: FixedSum,
+    /// Channel codes < 64 seen in 90 days, as bits.
+    pub channels: u64,
+    /// Events in 90 days per reason (service, price, product, operation).
+    pub reasons: [u32; 4],
+    pub personnel_duration: FixedSum,
+    pub personnel_duration_n: u32,
+}
+
+impl Default for Accumulator {
+    fn default() -> Self {
+        Accumulator {
+            counts: [[0; SLOTS]; 3],
+            last: i64::MIN,
+            last_kind: [i64::MIN; 6],
+            satisfaction: FixedSum::default(),
+            satisfaction_n: 0,
+            low_satisfaction: 0,
+            complaints_unresolved: 0,
+            revenue: FixedSum::default(),
+            cost: FixedSum::default(),
+            channels: 0,
+            reasons: [0; 4],
+            personnel_duration: FixedSum::default(),
+            personnel_duration_n: 0,
+        }
+    }
+}
+
+impl Accumulator {
+    fn merge(&mut self, o: &Accumulator) {
+        for (a, b) in self
+            .counts
+            .iter_mut()
+            .flatten()
+            .zip(o.counts.iter().flatten())
+        {
+            *a += b;
+        }
+        self.last = self.last.max(o.last);
+        for (a, b) in self.last_kind.iter_mut().zip(o.last_kind) {
+            *a = (*a).max(b);
+        }
+        self.satisfaction.merge(&o.satisfaction);
+        self.satisfaction_n += o.satisfaction_n;
+        self.low_satisfaction += o.low_satisfaction;
+        self.complaints_unresolved += o.complaints_unresolved;
+        self.revenue.merge(&o.revenue);
+        self.cost.merge(&o.cost);
+        self.channels |= o.channels;
+        for (a, b) in self.reasons.iter_mut().zip(o.reasons) {
+            *a += b;
+        }
+        self.personnel_duration.merge(&o.personnel_duration);
+        self.personnel_duration_n += o.personnel_duration_n;
+    }
+
+    /// Events in the window `w` (index into [`WINDOWS`]) for counter `slot`.
+    pub fn count(&self, w: usize, slot: usize) -> u32 {
+        self.counts[..=w].iter().map(|band| band[slot]).sum()
+    }
+}
+
+/// Rows that did not become features, by reason.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct EventCounts {
+    pub read: u64,
+    pub used: u64,
+    pub at_or_after_as_of: u64,
+    pub unknown_subscriber: u64,
+    pub inactive_subscriber: u64,
+    pub null_subscriber_id: u64,
+    pub null_ts: u64,
+    /// Touchpoints missing from the taxonomy (`other`), with their counts.
+    pub unknown_touchpoints: BTreeMap<String, u64>,
+}
+
+impl EventCounts {
+    fn merge(&mut self, o: EventCounts) {
+        self.read += o.read;
+        self.used += o.used;
+        self.at_or_after_as_of += o.at_or_after_as_of;
+        self.unknown_subscriber += o.unknown_subscriber;
+        self.inactive_subscriber += o.inactive_subscriber;
+        self.null_subscriber_id += o.null_subscriber_id;
+        self.null_ts += o.null_ts;
+        for (k, v) in o.unknown_touchpoints {
+            *self.unknown_touchpoints.entry(k).or_default() += v;
+        }
+    }
+}
+
+/// One worker's state: accumulators for every active subscriber plus scratch buffers.
+pub struct Worker<'a> {
+    pub accs: Vec<Accumulator>,
+    pub counts: EventCounts,
+    /// Channel codes ≥ 64 per subscriber slot (rare: more than 64 distinct channels).
+    pub wide_channels: Vec<(u32, u16)>,
+    touchpoints: TouchpointCoder,
+    unknown_counts: Vec<u64>,
+    channels: ChannelCoder<'a>,
+    slots: Vec<u32>,
+    ts: Vec<i64>,
+    tp: Vec<u16>,
+    ch: Vec<u16>,
+    reason: Vec<u16>,
+}
+
+/// What a worker needs to know that is the same for all workers.
+pub struct PassContext<'a> {
+    pub as_of: AsOf,
+    pub index: &'a IdIndex,
+    pub active: usize,
+    pub taxonomy: &'a crate::taxonomy::Taxonomy,
+    pub channels: &'a ChannelRegistry,
+}
+
+impl<'a> Worker<'a> {
+    pub fn new(ctx: &PassContext<'a>) -> Worker<'a> {
+        Worker {
+            accs: vec![Accumulator::default(); ctx.active],
+            counts: EventCounts::default(),
+            wide_channels: Vec::new(),
+            touchpoints: TouchpointCoder::new(ctx.taxonomy),
+            unknown_counts: Vec::new(),
+            channels: ChannelCoder::new(ctx.channels),
+            slots: Vec::new(),
+            ts: Vec::new(),
+            tp: Vec::new(),
+            ch: Vec::new(),
+            reason: Vec::new(),
+        }
+    }
+
+    /// Folds one batch of events into the accumulators.
+    pub fn add_batch(&mut self, ctx: &PassContext<'_>, ev: &EventColumns) {
+        let n = ev.rows;
+        self.counts.read += n as u64;
+        lookup_slots(ctx.index, ev.subscriber_id.as_ref(), &mut self.slots);
+        if !ts_micros_into(ev.ts.as_ref(), &mut self.ts) {
+            self.ts.clear();
+            self.ts.resize(n, i64::MIN);
+        }
+        let touchpoints = &mut self.touchpoints;
+        codes::encode(ev.touchpoint.as_ref(), &mut self.tp, |s| {
+            touchpoints.code(s)
+        });
+        match &ev.channel {
+            Some(a) => {
+                let channels = &mut self.channels;
+                codes::encode(a.as_ref(), &mut self.ch, |s| channels.code(s));
+            }
+            None => {
+                self.ch.clear();
+                self.ch.resize(n, NULL_CODE);
+            }
+        }
+        match &ev.reason {
+            Some(a) => codes::encode(a.as_ref(), &mut self.reason, codes::reason_code),
+            None => {
+                self.reason.clear();
+                self.reason.resize(n, NULL_CODE);
+            }
+        }
+        let f64s = |a: &Option<arrow::array::ArrayRef>| {
+            a.as_ref().map(|a| a.as_primitive::<Float64Type>().clone())
+        };
+        let satisfaction = f64s(&ev.satisfaction);
+        let revenue = f64s(&ev.revenue);
+        let cost = f64s(&ev.cost);
+        let duration = f64s(&ev.duration_s);
+        let resolved = ev.resolved.as_ref().map(|a| a.as_boolean().clone());
+        let null_id = ev.subscriber_id.logical_nulls();
+
+        let as_of = ctx.as_of.micros();
+        let band_start = WINDOWS.map(|w| as_of - w * MICROS_PER_DAY);
+        let known = self.touchpoints.known();
+        if self.unknown_counts.len() < self.touchpoints.unknown_names.len() {
+            self.unknown_counts
+                .resize(self.touchpoints.unknown_names.len(), 0);
+        }
+        let complain = crate::taxonomy::Kind::Complain.index() as u8;
+        let personnel = crate::taxonomy::Category::Personnel.index() as u8;
+        let value = |a: &Option<arrow::array::Float64Array>, i: usize| -> Option<f64> {
+            a.as_ref().and_then(|a| a.is_valid(i).then(|| a.value(i)))
+        };
+
+        for i in 0..n {
+            let code = self.tp[i];
+            if code != NULL_CODE && code as usize >= known {
+                self.unknown_counts[code as usize - known] += 1;
+            }
+            let slot = self.slots[i];
+            if slot == INACTIVE || slot == UNKNOWN {
+                if null_id.as_ref().is_some_and(|nulls| nulls.is_null(i)) {
+                    self.counts.null_subscriber_id += 1;
+                } else if slot == INACTIVE {
+                    self.counts.inactive_subscriber += 1;
+                } else {
+                    self.counts.unknown_subscriber += 1;
+                }
+                continue;
+            }
+            let ts = self.ts[i];
+            if ts == i64::MIN {
+                self.counts.null_ts += 1;
+                continue;
+            }
+            if ts >= as_of {
+                self.counts.at_or_after_as_of += 1;
+                continue;
+            }
+            self.counts.used += 1;
+            let acc = &mut self.accs[slot as usize];
+            acc.last = acc.last.max(ts);
+            let class = self.touchpoints.slots.get(code as usize).copied();
+            if let Some(c) = class {
+                if c.kind != NO_KIND {
+                    let k = &mut acc.last_kind[c.kind as usize];
+                    *k = (*k).max(ts);
+                }
+            }
+            if ts < band_start[2] {
+                continue;
+            }
+            let band = if ts >= band_start[0] {
+                0
+            } else if ts >= band_start[1] {
+                1
+            } else {
+                2
+            };
+            let counts = &mut acc.counts[band];
+            counts[0] += 1;
+            if let Some(c) = class {
+                counts[SLOT_CATEGORY + c.category as usize] += 1;
+                counts[SLOT_STAGE + c.stage as usize] += 1;
+                if c.kind != NO_KIND {
+                    counts[SLOT_KIND + c.kind as usize] += 1;
+                    if c.kind == complain
+                        && resolved
+                            .as_ref()
+                            .is_some_and(|r| r.is_valid(i) && !r.value(i))
+                    {
+                        acc.complaints_unresolved += 1;
+                    }
+                }
+                if c.category == personnel {
+                    if let Some(d) = value(&duration, i) {
+                        acc.personnel_duration.add(d);
+                        acc.personnel_duration_n += 1;
+                    }
+                }
+            }
+            if let Some(s) = value(&satisfaction, i) {
+                acc.satisfaction.add(s);
+                acc.satisfaction_n += 1;
+                if s <= 2.0 {
+                    acc.low_satisfaction += 1;
+                }
+            }
+            if let Some(r) = value(&revenue, i) {
+                acc.revenue.add(r);
+            }
+            if let Some(c) = value(&cost, i) {
+                acc.cost.add(c);
+            }
+            let ch = self.ch[i];
+            if ch < 64 {
+                acc.channels |= 1 << ch;
+            } else if ch != NULL_CODE {
+                self.wide_channels.push((slot, ch));
+            }
+            let reason = self.reason[i];
+            if (reason as usize) < acc.reasons.len() {
+                acc.reasons[reason as usize] += 1;
+            }
+        }
+    }
+
+    /// Merges `other` into `self`.
+    pub fn merge(&mut self, mut other: Worker<'_>) {
+        for (a, b) in self.accs.iter_mut().zip(&other.accs) {
+            a.merge(b);
+        }
+        other.flush_unknown();
+        self.flush_unknown();
+        self.counts.merge(std::mem::take(&mut other.counts));
+        self.wide_channels.append(&mut other.wide_channels);
+    }
+
+    /// Moves the per-code unknown touchpoint counts into the named map.
+    pub fn flush_unknown(&mut self) {
+        for (code, count) in self.unknown_counts.iter_mut().enumerate() {
+            if *count > 0 {
+                let name = self.touchpoints.unknown_names[code].clone();
+                *self.counts.unknown_touchpoints.entry(name).or_default() += *count;
+                *count = 0;
+            }
+        }
+    }
+}
+
+/// A slot value for ids missing from the subscriber file.
+pub const UNKNOWN: u32 = u32::MAX - 1;
+
+/// Looks up every id of the batch: its accumulator slot, [`INACTIVE`] or [`UNKNOWN`].
+fn lookup_slots(index: &IdIndex, ids: &dyn Array, out: &mut Vec<u32>) {
+    out.clear();
+    match index {
+        IdIndex::Int(map) => {
+            let ids = match arrow::compute::cast(ids, &arrow::datatypes::DataType::Int64) {
+                Ok(a) => a,
+                Err(_) => {
+                    out.resize(ids.len(), UNKNOWN);
+                    return;
+                }
+            };
+            let ids = ids.as_primitive::<arrow::datatypes::Int64Type>();
+            out.extend(
+                ids.iter()
+                    .map(|id| id.and_then(|id| map.get(&id).copied()).unwrap_or(UNKNOWN)),
+            );
+        }
+        IdIndex::Str(map) => {
+            let mut codes_of_dict: Vec<u32> = Vec::new();
+            match ids.data_type() {
+                arrow::datatypes::DataType::Dictionary(_, _) => {
+                    let dict = ids.as_any_dictionary();
+                    if let Ok(values) =
+                        arrow::compute::cast(dict.values(), &arrow::datatypes::DataType::Utf8)
+                    {
+                        let values = values.as_string::<i32>();
+                        codes_of_dict.extend(
+                            values
+                                .iter()
+                                .map(|v| v.and_then(|v| map.get(v).copied()).unwrap_or(UNKNOWN)),
+                        );
+                    }
+                    let keys = dict.normalized_keys();
+                    out.extend(keys.iter().enumerate().map(|(row, &k)| {
+                        if ids.is_null(row) {
+                            UNKNOWN
+                        } else {
+                            codes_of_dict.get(k).copied().unwrap_or(UNKNOWN)
+                        }
+                    }));
+                }
+                _ => {
+                    let ids = match arrow::compute::cast(ids, &arrow::datatypes::DataType::Utf8) {
+                        Ok(a) => a,
+                        Err(_) => {
+                            out.resize(ids.len(), UNKNOWN);
+                            return;
+                        }
+                    };
+                    let ids = ids.as_string::<i32>();
+                    out.extend(
+                        ids.iter()
+                            .map(|id| id.and_then(|id| map.get(id).copied()).unwrap_or(UNKNOWN)),
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::FixedSum;
+
+    #[test]
+    fn fixed_sum_is_order_independent() {
+        let values = [0.1, 1e6, -3.25, 2.0 / 3.0, 1e-9, 42.0];
+        let mut a = FixedSum::default();
+        values.iter().for_each(|&v| a.add(v));
+        let mut b = FixedSum::default();
+        values.iter().rev().for_each(|&v| b.add(v));
+        assert_eq!(a.value().to_bits(), b.value().to_bits());
+        assert!((a.value() - values.iter().sum::<f64>()).abs() < 1e-8);
+    }
+
+    #[test]
+    fn fixed_sum_keeps_nan_and_infinity() {
+        let mut a = FixedSum::default();
+        a.add(1.0);
+        a.add(f64::NAN);
+        assert!(a.value().is_nan());
+        let mut b = FixedSum::default();
+        b.add(f64::INFINITY);
+        assert_eq!(b.value(), f64::INFINITY);
+    }
+}

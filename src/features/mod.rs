@@ -1,0 +1,361 @@
+//! Feature engineering (SPEC §4): one row per subscriber active at `as_of`, built from
+//! the subscriber table and the events strictly before `as_of`.
+//!
+//! The fused pass over the events lives in [`accumulate`]; this module runs it over the
+//! row groups in parallel and turns the accumulators into the feature table.
+
+pub mod accumulate;
+pub mod codes;
+
+use std::sync::Arc;
+use std::sync::Mutex;
+
+use arrow::array::{Array, ArrayRef, Float64Array, Int64Array, RecordBatch, UInt32Array};
+use arrow::compute::take;
+use arrow::datatypes::{DataType, Field, Schema};
+use rayon::prelude::*;
+
+use crate::asof::{AsOf, MICROS_PER_DAY};
+use crate::load::interactions::EventField;
+use crate::load::{IdIndex, Interactions, LoadError, Subscribers};
+use crate::taxonomy::{Category, Kind, Stage, Taxonomy};
+use accumulate::{
+    Accumulator, EventCounts, INACTIVE, PassContext, SLOT_CATEGORY, SLOT_KIND, SLOT_STAGE, WINDOWS,
+    Worker,
+};
+use codes::ChannelRegistry;
+
+/// Which features to build.
+#[derive(Debug, Clone, Copy)]
+pub struct FeatureParams {
+    pub as_of: AsOf,
+    /// Also build the extended features (reason counts, handling time); they read two
+    /// more columns. The SPEC §4 core features are always built.
+    pub extended: bool,
+}
+
+/// A feature table and what went into it.
+pub struct FeatureTable {
+    pub as_of: AsOf,
+    /// `subscriber_id`, the features, then the pass-through subscriber columns.
+    pub batch: RecordBatch,
+    /// Rows of the subscriber table behind each output row.
+    pub rows: Vec<u32>,
+    pub events: EventCounts,
+    /// Subscribers in the file and active at `as_of`.
+    pub subscribers: usize,
+}
+
+/// Why features could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum FeatureError {
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    #[error("failed to assemble the feature table: {0}")]
+    Arrow(#[from] arrow::error::ArrowError),
+}
+
+/// The names of the SPEC §4 core features, in output order (after `subscriber_id`).
+pub fn core_feature_names() -> Vec<String> {
+    let mut names = vec!["tenure_days".to_string()];
+    for w in WINDOWS {
+        names.push(format!("events_{w}d"));
+        names.extend(Category::ALL.iter().map(|c| format!("{c}_{w}d")));
+        names.extend(Stage::ALL.iter().map(|s| format!("{s}_{w}d")));
+        names.extend(Kind::ALL.iter().map(|k| format!("{k}_{w}d")));
+    }
+    names.push("days_since_last_event".into());
+    names.extend(Kind::ALL.iter().map(|k| format!("days_since_last_{k}")));
+    for n in [
+        "satisfaction_mean_90d",
+        "low_satisfaction_90d",
+        "complaints_unresolved_90d",
+        "use_trend",
+        "channels_distinct_90d",
+        "revenue_90d",
+        "cost_90d",
+        "profit_90d",
+    ] {
+        names.push(n.into());
+    }
+    names
+}
+
+/// Names of the extended features.
+pub fn extended_feature_names() -> Vec<String> {
+    let mut names: Vec<String> = codes::REASONS
+        .iter()
+        .map(|r| format!("reason_{r}_90d"))
+        .collect();
+    names.push("personnel_duration_mean_90d".into());
+    names
+}
+
+/// Builds the feature table. `progress` is called with the number of events read so far.
+pub fn build(
+    subscribers: &Subscribers,
+    interactions: Option<&Interactions>,
+    taxonomy: &Taxonomy,
+    params: FeatureParams,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<FeatureTable, FeatureError> {
+    let rows = subscribers.active_rows(params.as_of);
+    let mut slots = vec![INACTIVE; subscribers.len()];
+    for (slot, &row) in rows.iter().enumerate() {
+        slots[row as usize] = slot as u32;
+    }
+    let index = IdIndex::new(&subscribers.ids, &slots);
+    let registry = ChannelRegistry::default();
+    let ctx = PassContext {
+        as_of: params.as_of,
+        index: &index,
+        active: rows.len(),
+        taxonomy,
+        channels: &registry,
+    };
+    let merged = match interactions {
+        Some(events) => run_pass(events, &ctx, params.extended, progress)?,
+        None => Worker::new(&ctx),
+    };
+    let batch = assemble(subscribers, &rows, &merged, params)?;
+    Ok(FeatureTable {
+        as_of: params.as_of,
+        batch,
+        rows,
+        events: merged.counts,
+        subscribers: subscribers.len(),
+    })
+}
+
+/// Runs the fused pass over every row group, in parallel, and merges the workers.
+fn run_pass<'a>(
+    events: &Interactions,
+    ctx: &PassContext<'a>,
+    extended: bool,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<Worker<'a>, FeatureError> {
+    let groups = events.row_groups()?;
+    let mut wanted = vec![
+        EventField::Channel,
+        EventField::Satisfaction,
+        EventField::Revenue,
+        EventField::Cost,
+        EventField::Resolved,
+    ];
+    if extended {
+        wanted.extend([EventField::Reason, EventField::DurationS]);
+    }
+    // Workers are pooled so that at most one accumulator set exists per thread.
+    let pool: Mutex<Vec<Worker<'a>>> = Mutex::new(Vec::new());
+    let done = std::sync::atomic::AtomicU64::new(0);
+    groups
+        .par_iter()
+        .try_for_each(|group| -> Result<(), FeatureError> {
+            let taken = pool.lock().unwrap_or_else(|e| e.into_inner()).pop();
+            let mut worker = taken.unwrap_or_else(|| Worker::new(ctx));
+            let result =
+                events.for_each_batch(group, &wanted, |batch| worker.add_batch(ctx, batch));
+            pool.lock().unwrap_or_else(|e| e.into_inner()).push(worker);
+            result?;
+            let total = done.fetch_add(group.rows as u64, std::sync::atomic::Ordering::Relaxed)
+                + group.rows as u64;
+            progress(total);
+            Ok(())
+        })?;
+    let mut workers = pool.into_inner().unwrap_or_else(|e| e.into_inner());
+    let mut merged = workers.pop().unwrap_or_else(|| Worker::new(ctx));
+    merged.flush_unknown();
+    for w in workers {
+        merged.merge(w);
+    }
+    Ok(merged)
+}
+
+fn int_column(values: impl Iterator<Item = i64>) -> ArrayRef {
+    Arc::new(Int64Array::from_iter_values(values))
+}
+
+fn float_column(values: impl Iterator<Item = Option<f64>>) -> ArrayRef {
+    Arc::new(Float64Array::from_iter(values))
+}
+
+/// Turns the merged accumulators into the feature table.
+fn assemble(
+    subscribers: &Subscribers,
+    rows: &[u32],
+    merged: &Worker<'_>,
+    params: FeatureParams,
+) -> Result<RecordBatch, FeatureError> {
+    let accs: &[Accumulator] = &merged.accs;
+    let as_of = params.as_of;
+    let mut fields = vec![Field::new(
+        "subscriber_id",
+        subscribers.ids.data_type(),
+        false,
+    )];
+    let take_rows = UInt32Array::from(rows.to_vec());
+    let mut columns: Vec<ArrayRef> =
+        vec![take(subscribers.ids.to_array().as_ref(), &take_rows, None)?];
+    let mut push = |name: String, column: ArrayRef| {
+        fields.push(Field::new(
+            name,
+            column.data_type().clone(),
+            column.null_count() > 0 || *column.data_type() == DataType::Float64,
+        ));
+        columns.push(column);
+    };
+    let count =
+        |w: usize, slot: usize| int_column(accs.iter().map(move |a| a.count(w, slot) as i64));
+    let days_since = |ts: fn(&Accumulator) -> i64| {
+        let as_of = as_of.micros();
+        float_column(accs.iter().map(move |a| {
+            let t = ts(a);
+            (t != i64::MIN).then(|| (as_of - t) as f64 / MICROS_PER_DAY as f64)
+        }))
+    };
+
+    push(
+        "tenure_days".into(),
+        int_column(
+            rows.iter()
+                .map(|&r| (as_of.days() - subscribers.signup[r as usize]) as i64),
+        ),
+    );
+    for (w, days) in WINDOWS.iter().enumerate() {
+        push(format!("events_{days}d"), count(w, 0));
+        for c in Category::ALL {
+            push(format!("{c}_{days}d"), count(w, SLOT_CATEGORY + c.index()));
+        }
+        for s in Stage::ALL {
+            push(format!("{s}_{days}d"), count(w, SLOT_STAGE + s.index()));
+        }
+        for k in Kind::ALL {
+            push(format!("{k}_{days}d"), count(w, SLOT_KIND + k.index()));
+        }
+    }
+    push("days_since_last_event".into(), days_since(|a| a.last));
+    let kind_last: [fn(&Accumulator) -> i64; 6] = [
+        |a| a.last_kind[0],
+        |a| a.last_kind[1],
+        |a| a.last_kind[2],
+        |a| a.last_kind[3],
+        |a| a.last_kind[4],
+        |a| a.last_kind[5],
+    ];
+    for k in Kind::ALL {
+        push(
+            format!("days_since_last_{k}"),
+            days_since(kind_last[k.index()]),
+        );
+    }
+    push(
+        "satisfaction_mean_90d".into(),
+        float_column(accs.iter().map(|a| {
+            (a.satisfaction_n > 0).then(|| a.satisfaction.value() / a.satisfaction_n as f64)
+        })),
+    );
+    push(
+        "low_satisfaction_90d".into(),
+        int_column(accs.iter().map(|a| a.low_satisfaction as i64)),
+    );
+    push(
+        "complaints_unresolved_90d".into(),
+        int_column(accs.iter().map(|a| a.complaints_unresolved as i64)),
+    );
+    let use_slot = SLOT_KIND + Kind::Use.index();
+    push(
+        "use_trend".into(),
+        float_column(accs.iter().map(|a| {
+            let (u30, u90) = (a.count(1, use_slot) as f64, a.count(2, use_slot) as f64);
+            (u90 - u30 > 0.0).then(|| u30 / ((u90 - u30) / 2.0))
+        })),
+    );
+    let mut wide: Vec<(u32, u16)> = merged.wide_channels.clone();
+    wide.sort_unstable();
+    wide.dedup();
+    let mut wide_counts = vec![0i64; accs.len()];
+    for (slot, _) in wide {
+        wide_counts[slot as usize] += 1;
+    }
+    push(
+        "channels_distinct_90d".into(),
+        int_column(
+            accs.iter()
+                .zip(&wide_counts)
+                .map(|(a, w)| a.channels.count_ones() as i64 + w),
+        ),
+    );
+    let revenue: Vec<Option<f64>> = accs
+        .iter()
+        .zip(rows)
+        .map(|(a, &r)| {
+            let mr = subscribers
+                .monthly_revenue
+                .is_valid(r as usize)
+                .then(|| subscribers.monthly_revenue.value(r as usize));
+            mr.map(|mr| a.revenue.value() + 3.0 * mr)
+        })
+        .collect();
+    let cost: Vec<f64> = accs
+        .iter()
+        .zip(rows)
+        .map(|(a, &r)| {
+            let mc = subscribers
+                .monthly_cost
+                .as_ref()
+                .and_then(|c| c.is_valid(r as usize).then(|| c.value(r as usize)))
+                .unwrap_or(0.0);
+            a.cost.value() + 3.0 * mc
+        })
+        .collect();
+    let profit: Vec<Option<f64>> = revenue
+        .iter()
+        .zip(&cost)
+        .map(|(r, c)| r.map(|r| r - c))
+        .collect();
+    push("revenue_90d".into(), float_column(revenue.into_iter()));
+    push("cost_90d".into(), float_column(cost.into_iter().map(Some)));
+    push("profit_90d".into(), float_column(profit.into_iter()));
+    if params.extended {
+        for (i, r) in codes::REASONS.iter().enumerate() {
+            push(
+                format!("reason_{r}_90d"),
+                int_column(accs.iter().map(move |a| a.reasons[i] as i64)),
+            );
+        }
+        push(
+            "personnel_duration_mean_90d".into(),
+            float_column(accs.iter().map(|a| {
+                (a.personnel_duration_n > 0)
+                    .then(|| a.personnel_duration.value() / a.personnel_duration_n as f64)
+            })),
+        );
+    }
+    for extra in &subscribers.extra {
+        let column = take(extra.values.as_ref(), &take_rows, None)?;
+        fields.push(extra.field.clone());
+        columns.push(column);
+    }
+    Ok(RecordBatch::try_new(
+        Arc::new(Schema::new(fields)),
+        columns,
+    )?)
+}
+
+/// A numeric column of a feature batch as floats (`None` for nulls, or every row when
+/// the column is absent — e.g. a feature of the interactions when there are none).
+pub fn column_f64(batch: &RecordBatch, name: &str) -> Vec<Option<f64>> {
+    let Some(column) = batch.column_by_name(name) else {
+        return vec![None; batch.num_rows()];
+    };
+    match arrow::compute::cast(column, &DataType::Float64) {
+        Ok(values) => {
+            let values = values.as_any().downcast_ref::<Float64Array>().cloned();
+            match values {
+                Some(v) => v.iter().collect(),
+                None => vec![None; batch.num_rows()],
+            }
+        }
+        Err(_) => vec![None; batch.num_rows()],
+    }
+}

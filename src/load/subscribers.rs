@@ -1,0 +1,480 @@
+//! The subscriber table: one row per subscriber, read whole (it is small next to the
+//! interactions) and checked into typed columns. Every other column is passed through
+//! as a feature when it is numeric, Boolean or a string.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use ahash::RandomState;
+use arrow::array::{Array, ArrayRef, AsArray, Float64Array, Int64Array, StringArray};
+use arrow::compute::{cast, concat};
+use arrow::datatypes::{DataType, Date32Type, Field, Int64Type};
+use arrow::util::display::array_value_to_string;
+
+use super::{LoadError, ParquetSource};
+use crate::asof::AsOf;
+
+/// Subscriber ids as read: integers or strings (dictionary and view strings are cast to
+/// plain strings once, here).
+#[derive(Debug, Clone)]
+pub enum SubscriberIds {
+    Int(Int64Array),
+    Str(StringArray),
+}
+
+impl SubscriberIds {
+    /// The ids as an Arrow array, for outputs.
+    pub fn to_array(&self) -> ArrayRef {
+        match self {
+            SubscriberIds::Int(a) => Arc::new(a.clone()),
+            SubscriberIds::Str(a) => Arc::new(a.clone()),
+        }
+    }
+
+    /// The Arrow type of the ids.
+    pub fn data_type(&self) -> DataType {
+        match self {
+            SubscriberIds::Int(_) => DataType::Int64,
+            SubscriberIds::Str(_) => DataType::Utf8,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        match self {
+            SubscriberIds::Int(a) => a.len(),
+            SubscriberIds::Str(a) => a.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Id → position in a chosen list of subscriber rows (usually the active ones).
+pub enum IdIndex {
+    Int(HashMap<i64, u32, RandomState>),
+    Str(HashMap<String, u32, RandomState>),
+}
+
+impl IdIndex {
+    /// Maps `ids[row]` to `slots[row]` for every row.
+    pub fn new(ids: &SubscriberIds, slots: &[u32]) -> IdIndex {
+        let hasher = RandomState::with_seeds(7, 11, 13, 17);
+        match ids {
+            SubscriberIds::Int(a) => {
+                let mut map = HashMap::with_capacity_and_hasher(slots.len(), hasher);
+                map.extend(a.values().iter().zip(slots).map(|(&id, &slot)| (id, slot)));
+                IdIndex::Int(map)
+            }
+            SubscriberIds::Str(a) => {
+                let mut map = HashMap::with_capacity_and_hasher(slots.len(), hasher);
+                map.extend(
+                    a.iter()
+                        .zip(slots)
+                        .map(|(id, &slot)| (id.unwrap_or_default().to_string(), slot)),
+                );
+                IdIndex::Str(map)
+            }
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        match self {
+            IdIndex::Int(m) => m.len(),
+            IdIndex::Str(m) => m.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A pass-through subscriber column and the type it was normalised to.
+#[derive(Debug, Clone)]
+pub struct ExtraColumn {
+    pub field: Field,
+    pub values: ArrayRef,
+}
+
+/// The checked subscriber table.
+#[derive(Debug, Clone)]
+pub struct Subscribers {
+    pub source: String,
+    pub ids: SubscriberIds,
+    /// Days since the Unix epoch.
+    pub signup: Vec<i32>,
+    /// Days since the Unix epoch; `None` while active or when the column is absent.
+    pub churn: Vec<Option<i32>>,
+    /// Whether the file has a `churn_date` column at all.
+    pub has_churn_column: bool,
+    pub monthly_revenue: Float64Array,
+    pub monthly_cost: Option<Float64Array>,
+    /// Pass-through feature columns, in file order.
+    pub extra: Vec<ExtraColumn>,
+    /// Columns not used, with the reason (e.g. an unsupported type).
+    pub skipped_columns: Vec<(String, String)>,
+}
+
+/// Column names of the subscriber table (SPEC §2 defaults; a pipeline may rename them).
+#[derive(Debug, Clone)]
+pub struct SubscriberColumns {
+    pub subscriber_id: String,
+    pub signup_date: String,
+    pub churn_date: String,
+    pub monthly_revenue: String,
+    pub monthly_cost: String,
+    /// Columns not to pass through as features.
+    pub exclude: Vec<String>,
+}
+
+impl Default for SubscriberColumns {
+    fn default() -> Self {
+        SubscriberColumns {
+            subscriber_id: "subscriber_id".into(),
+            signup_date: "signup_date".into(),
+            churn_date: "churn_date".into(),
+            monthly_revenue: "monthly_revenue".into(),
+            monthly_cost: "monthly_cost".into(),
+            exclude: Vec::new(),
+        }
+    }
+}
+
+/// Formats one cell for an error message: `row 12: "abc"`.
+pub(crate) fn example(array: &dyn Array, row: usize) -> String {
+    let value = array_value_to_string(array, row).unwrap_or_else(|_| "?".into());
+    format!("row {row}: {value:?}")
+}
+
+/// Whether the type is a string, a large string, a string view or a dictionary of them.
+pub(crate) fn is_string_like(dt: &DataType) -> bool {
+    match dt {
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => true,
+        DataType::Dictionary(_, v) => is_string_like(v),
+        _ => false,
+    }
+}
+
+/// Converts a date-like array (Date32, Date64, Timestamp of any unit and zone) into
+/// days since the epoch (timestamps rounded down to their UTC day).
+pub(crate) fn to_days(array: &dyn Array) -> Option<Vec<Option<i32>>> {
+    let micros_per_day = 86_400_000_000i64;
+    match array.data_type() {
+        DataType::Date32 => Some(array.as_primitive::<Date32Type>().iter().collect()),
+        DataType::Date64 | DataType::Timestamp(_, _) => {
+            let micros = crate::load::interactions::to_micros(array)?;
+            Some(
+                micros
+                    .iter()
+                    .map(|m| m.map(|m| m.div_euclid(micros_per_day) as i32))
+                    .collect(),
+            )
+        }
+        _ => None,
+    }
+}
+
+impl Subscribers {
+    /// Reads and checks the subscriber table at `path`.
+    pub fn load(path: &Path, columns: &SubscriberColumns) -> Result<Subscribers, LoadError> {
+        let source = ParquetSource::resolve(path)?;
+        let batches = source.read_all(None)?;
+        let shown = source.shown.clone();
+        let schemas = source.schemas()?;
+        let schema = schemas[0].clone();
+        let mut problems = Vec::new();
+        for (i, other) in schemas.iter().enumerate().skip(1) {
+            if other.fields() != schema.fields() {
+                problems.push(format!(
+                    "file {} has other columns or types than {} (all files of one input must share a schema)",
+                    source.file_name(i),
+                    source.file_name(0)
+                ));
+            }
+        }
+        if !problems.is_empty() {
+            return Err(LoadError::invalid(&shown, problems));
+        }
+        let column = |name: &str| -> Option<ArrayRef> {
+            let idx = schema.index_of(name).ok()?;
+            let parts: Vec<&dyn Array> = batches
+                .iter()
+                .map(|(_, b)| b.column(idx).as_ref())
+                .collect();
+            if parts.is_empty() {
+                Some(arrow::array::new_empty_array(schema.field(idx).data_type()))
+            } else {
+                concat(&parts).ok()
+            }
+        };
+
+        // subscriber_id
+        let ids = match column(&columns.subscriber_id) {
+            None => {
+                problems.push(format!(
+                    "missing required column `{}`",
+                    columns.subscriber_id
+                ));
+                None
+            }
+            Some(a) => check_ids(&a, &columns.subscriber_id, &mut problems),
+        };
+        // signup_date
+        let signup = match column(&columns.signup_date) {
+            None => {
+                problems.push(format!("missing required column `{}`", columns.signup_date));
+                None
+            }
+            Some(a) => match to_days(a.as_ref()) {
+                None => {
+                    problems.push(format!(
+                        "column `{}`: expected Date, found {}",
+                        columns.signup_date,
+                        a.data_type()
+                    ));
+                    None
+                }
+                Some(days) => {
+                    if let Some(row) = days.iter().position(Option::is_none) {
+                        problems.push(format!(
+                            "column `{}`: {} null value(s), e.g. {}",
+                            columns.signup_date,
+                            a.null_count(),
+                            example(a.as_ref(), row)
+                        ));
+                    }
+                    Some(
+                        days.into_iter()
+                            .map(|d| d.unwrap_or(i32::MAX))
+                            .collect::<Vec<i32>>(),
+                    )
+                }
+            },
+        };
+        // churn_date (optional)
+        let churn_array = column(&columns.churn_date);
+        let has_churn_column = churn_array.is_some();
+        let churn = match churn_array {
+            None => None,
+            Some(a) => match to_days(a.as_ref()) {
+                None => {
+                    problems.push(format!(
+                        "column `{}`: expected Date (null while active), found {}",
+                        columns.churn_date,
+                        a.data_type()
+                    ));
+                    None
+                }
+                Some(days) => Some(days),
+            },
+        };
+        let numeric =
+            |name: &str, required: bool, problems: &mut Vec<String>| -> Option<Float64Array> {
+                match column(name) {
+                    None => {
+                        if required {
+                            problems.push(format!("missing required column `{name}`"));
+                        }
+                        None
+                    }
+                    Some(a) if a.data_type().is_numeric() => match cast(&a, &DataType::Float64) {
+                        Ok(f) => Some(f.as_primitive::<arrow::datatypes::Float64Type>().clone()),
+                        Err(e) => {
+                            problems.push(format!("column `{name}`: cannot read as Float64: {e}"));
+                            None
+                        }
+                    },
+                    Some(a) => {
+                        let row = (0..a.len()).find(|&r| a.is_valid(r)).unwrap_or(0);
+                        let shown = if a.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" (example {})", example(a.as_ref(), row))
+                        };
+                        problems.push(format!(
+                            "column `{name}`: expected Float64, found {}{shown}",
+                            a.data_type()
+                        ));
+                        None
+                    }
+                }
+            };
+        let monthly_revenue = numeric(&columns.monthly_revenue, true, &mut problems);
+        let monthly_cost = numeric(&columns.monthly_cost, false, &mut problems);
+        if let (Some(signup), Some(churn)) = (&signup, &churn) {
+            if let Some(row) = (0..signup.len()).find(|&r| churn[r].is_some_and(|c| c < signup[r]))
+            {
+                problems.push(format!(
+                    "column `{}`: churn_date before signup_date, e.g. row {row} (signup day {}, churn day {})",
+                    columns.churn_date,
+                    AsOf::from_days(signup[row]),
+                    AsOf::from_days(churn[row].unwrap_or_default())
+                ));
+            }
+        }
+
+        // pass-through columns
+        let reserved = [
+            &columns.subscriber_id,
+            &columns.signup_date,
+            &columns.churn_date,
+            &columns.monthly_revenue,
+            &columns.monthly_cost,
+        ];
+        let mut extra = Vec::new();
+        let mut skipped_columns = Vec::new();
+        for field in schema.fields() {
+            let name = field.name();
+            if reserved.contains(&name) {
+                continue;
+            }
+            if columns.exclude.contains(name) {
+                skipped_columns.push((name.clone(), "excluded by the config".into()));
+                continue;
+            }
+            let dt = field.data_type();
+            let target = if dt.is_integer() {
+                DataType::Int64
+            } else if dt.is_floating()
+                || matches!(dt, DataType::Decimal128(_, _) | DataType::Decimal256(_, _))
+            {
+                DataType::Float64
+            } else if *dt == DataType::Boolean {
+                DataType::Boolean
+            } else if is_string_like(dt) {
+                DataType::Utf8
+            } else {
+                skipped_columns.push((
+                    name.clone(),
+                    format!("type {dt} is not numeric, Boolean or string"),
+                ));
+                continue;
+            };
+            let Some(values) = column(name) else { continue };
+            match cast(&values, &target) {
+                Ok(values) => extra.push(ExtraColumn {
+                    field: Field::new(name, target, true),
+                    values,
+                }),
+                Err(e) => skipped_columns
+                    .push((name.clone(), format!("cannot cast {dt} to {target}: {e}"))),
+            }
+        }
+
+        match (ids, signup, monthly_revenue) {
+            (Some(ids), Some(signup), Some(monthly_revenue)) if problems.is_empty() => {
+                let n = ids.len();
+                Ok(Subscribers {
+                    source: shown,
+                    ids,
+                    signup,
+                    churn: churn.unwrap_or_else(|| vec![None; n]),
+                    has_churn_column,
+                    monthly_revenue,
+                    monthly_cost,
+                    extra,
+                    skipped_columns,
+                })
+            }
+            _ => Err(LoadError::invalid(&shown, problems)),
+        }
+    }
+
+    /// Number of subscribers.
+    pub fn len(&self) -> usize {
+        self.signup.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.signup.is_empty()
+    }
+
+    /// Rows of the subscribers active at `as_of`: `signup_date < as_of` and `churn_date`
+    /// null or `>= as_of` (SPEC §3), in file order.
+    pub fn active_rows(&self, as_of: AsOf) -> Vec<u32> {
+        let day = as_of.days();
+        (0..self.len())
+            .filter(|&r| self.signup[r] < day && self.churn[r].is_none_or(|c| c >= day))
+            .map(|r| r as u32)
+            .collect()
+    }
+
+    /// Churn labels for `rows`: `churn_date` in `[as_of, as_of + horizon)`.
+    pub fn labels(&self, rows: &[u32], as_of: AsOf, horizon_days: u32) -> Vec<bool> {
+        let (start, end) = (as_of.days(), as_of.days() + horizon_days as i32);
+        rows.iter()
+            .map(|&r| self.churn[r as usize].is_some_and(|c| c >= start && c < end))
+            .collect()
+    }
+
+    /// The latest date the table knows of (signups and churns).
+    pub fn newest_day(&self) -> Option<i32> {
+        let signups = self.signup.iter().copied();
+        let churns = self.churn.iter().filter_map(|c| *c);
+        signups.chain(churns).filter(|&d| d != i32::MAX).max()
+    }
+
+    /// Subscribers whose `monthly_revenue` is null or NaN (their revenue-based features are null/NaN).
+    pub fn unknown_revenue(&self) -> usize {
+        self.monthly_revenue
+            .iter()
+            .filter(|v| v.is_none_or(f64::is_nan))
+            .count()
+    }
+}
+
+fn check_ids(array: &ArrayRef, name: &str, problems: &mut Vec<String>) -> Option<SubscriberIds> {
+    let dt = array.data_type();
+    let ids = if dt.is_integer() {
+        match cast(array, &DataType::Int64) {
+            Ok(a) => SubscriberIds::Int(a.as_primitive::<Int64Type>().clone()),
+            Err(e) => {
+                problems.push(format!("column `{name}`: cannot read as Int64: {e}"));
+                return None;
+            }
+        }
+    } else if is_string_like(dt) {
+        match cast(array, &DataType::Utf8) {
+            Ok(a) => SubscriberIds::Str(a.as_string::<i32>().clone()),
+            Err(e) => {
+                problems.push(format!("column `{name}`: cannot read as Utf8: {e}"));
+                return None;
+            }
+        }
+    } else {
+        let shown = if array.is_empty() {
+            String::new()
+        } else {
+            format!(" (example {})", example(array.as_ref(), 0))
+        };
+        problems.push(format!(
+            "column `{name}`: expected Int64 or Utf8, found {dt}{shown}"
+        ));
+        return None;
+    };
+    if array.null_count() > 0 {
+        let row = (0..array.len()).find(|&r| array.is_null(r)).unwrap_or(0);
+        problems.push(format!(
+            "column `{name}`: {} null id(s), e.g. row {row}",
+            array.null_count()
+        ));
+    }
+    let duplicate = match &ids {
+        SubscriberIds::Int(a) => first_duplicate(a.iter().flatten()).map(|v| v.to_string()),
+        SubscriberIds::Str(a) => first_duplicate(a.iter().flatten()).map(|v| format!("{v:?}")),
+    };
+    if let Some(dup) = duplicate {
+        problems.push(format!(
+            "column `{name}`: duplicate subscriber id {dup} (ids must be unique)"
+        ));
+    }
+    Some(ids)
+}
+
+fn first_duplicate<T: std::hash::Hash + Eq + Copy>(values: impl Iterator<Item = T>) -> Option<T> {
+    let mut seen = std::collections::HashSet::with_hasher(RandomState::with_seeds(1, 2, 3, 4));
+    values.into_iter().find(|v| !seen.insert(*v))
+}

@@ -1,0 +1,140 @@
+//! Customer lifecycle stage (SPEC §1: contact, acquisition, conversion, retention,
+//! loyalty) from tenure and touchpoint history, by these rules, first match wins:
+//!
+//! 1. `contact`: tenure under 30 days and no use of the service yet (`use_90d` = 0).
+//! 2. `acquisition`: tenure under 90 days and no purchase yet (`subscribe_90d` = 0).
+//! 3. `conversion`: tenure under 180 days, or a trial in the last 90 days without a
+//!    purchase after it (turning trials into paid services).
+//! 4. `loyalty`: tenure of at least a year, brand touchpoints (club, events, surveys) in
+//!    90 days, a mean rating of 4 or more (or no rating and no complaint) and no
+//!    unresolved complaint.
+//! 5. `retention`: everyone else.
+
+use serde::{Deserialize, Serialize};
+
+/// A lifecycle stage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LifecycleStage {
+    Contact,
+    Acquisition,
+    Conversion,
+    Retention,
+    Loyalty,
+}
+
+impl LifecycleStage {
+    pub fn name(self) -> &'static str {
+        match self {
+            LifecycleStage::Contact => "contact",
+            LifecycleStage::Acquisition => "acquisition",
+            LifecycleStage::Conversion => "conversion",
+            LifecycleStage::Retention => "retention",
+            LifecycleStage::Loyalty => "loyalty",
+        }
+    }
+
+    /// True for the stages of a customer still being won.
+    pub fn is_new(self) -> bool {
+        matches!(
+            self,
+            LifecycleStage::Contact | LifecycleStage::Acquisition | LifecycleStage::Conversion
+        )
+    }
+}
+
+/// The inputs of the rules for one subscriber (from the feature table).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LifecycleFacts {
+    pub tenure_days: f64,
+    pub use_90d: f64,
+    pub subscribe_90d: f64,
+    pub trial_90d: f64,
+    pub days_since_last_trial: Option<f64>,
+    pub days_since_last_subscribe: Option<f64>,
+    pub brand_90d: f64,
+    pub satisfaction_mean_90d: Option<f64>,
+    pub complain_90d: f64,
+    pub complaints_unresolved_90d: f64,
+}
+
+impl LifecycleStage {
+    /// Applies the rules in the module documentation.
+    pub fn classify(f: &LifecycleFacts) -> LifecycleStage {
+        let trial_unconverted = f.trial_90d > 0.0
+            && match (f.days_since_last_trial, f.days_since_last_subscribe) {
+                (Some(t), Some(s)) => s > t,
+                (Some(_), None) => true,
+                _ => false,
+            };
+        let happy = match f.satisfaction_mean_90d {
+            Some(s) => s >= 4.0,
+            None => f.complain_90d == 0.0,
+        };
+        if f.tenure_days < 30.0 && f.use_90d == 0.0 {
+            LifecycleStage::Contact
+        } else if f.tenure_days < 90.0 && f.subscribe_90d == 0.0 {
+            LifecycleStage::Acquisition
+        } else if f.tenure_days < 180.0 || trial_unconverted {
+            LifecycleStage::Conversion
+        } else if f.tenure_days >= 365.0
+            && f.brand_90d > 0.0
+            && happy
+            && f.complaints_unresolved_90d == 0.0
+        {
+            LifecycleStage::Loyalty
+        } else {
+            LifecycleStage::Retention
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rules_in_order() {
+        let base = LifecycleFacts {
+            tenure_days: 800.0,
+            use_90d: 40.0,
+            subscribe_90d: 1.0,
+            ..Default::default()
+        };
+        assert_eq!(
+            LifecycleStage::classify(&LifecycleFacts {
+                tenure_days: 10.0,
+                use_90d: 0.0,
+                ..base
+            }),
+            LifecycleStage::Contact
+        );
+        assert_eq!(
+            LifecycleStage::classify(&LifecycleFacts {
+                tenure_days: 60.0,
+                subscribe_90d: 0.0,
+                ..base
+            }),
+            LifecycleStage::Acquisition
+        );
+        assert_eq!(
+            LifecycleStage::classify(&LifecycleFacts {
+                tenure_days: 120.0,
+                ..base
+            }),
+            LifecycleStage::Conversion
+        );
+        assert_eq!(LifecycleStage::classify(&base), LifecycleStage::Retention);
+        let loyal = LifecycleFacts {
+            brand_90d: 2.0,
+            satisfaction_mean_90d: Some(4.5),
+            ..base
+        };
+        assert_eq!(LifecycleStage::classify(&loyal), LifecycleStage::Loyalty);
+        let angry = LifecycleFacts {
+            complaints_unresolved_90d: 1.0,
+            ..loyal
+        };
+        assert_eq!(LifecycleStage::classify(&angry), LifecycleStage::Retention);
+    }
+}

@@ -1,0 +1,12 @@
+//! Segmentation (SPEC §1, §6): 80/20/30 value segments by trailing profit, the whale
+//! curve, lifecycle stages, churn drivers and loyalty actions with their touchpoints.
+
+pub mod driver;
+pub mod lifecycle;
+pub mod loyalty;
+pub mod value;
+
+pub use driver::ChurnDriver;
+pub use lifecycle::LifecycleStage;
+pub use loyalty::LoyaltyAction;
+pub use value::{ValueSegment, WhaleCurve};
