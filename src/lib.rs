@@ -2,10 +2,14 @@
 //! records and touchpoint history. The modules follow the pipeline's stages.
 
 pub mod asof;
+pub mod cli;
+pub mod console;
 pub mod features;
 pub mod generate;
 pub mod load;
+pub mod manifest;
 pub mod model;
+pub mod pipeline;
 pub mod segment;
 pub mod taxonomy;
 pub mod write;

@@ -359,3 +359,49 @@ pub fn column_f64(batch: &RecordBatch, name: &str) -> Vec<Option<f64>> {
         Err(_) => vec![None; batch.num_rows()],
     }
 }
+
+/// Counts the events of every touchpoint name missing from the taxonomy, reading only the
+/// touchpoint column (for `validate` and `--strict` checks before any work starts).
+pub fn unknown_touchpoints(
+    events: &Interactions,
+    taxonomy: &Taxonomy,
+) -> Result<std::collections::BTreeMap<String, u64>, LoadError> {
+    let groups = events.row_groups()?;
+    let counts = groups
+        .par_iter()
+        .map(|group| {
+            let mut coder = codes::TouchpointCoder::new(taxonomy);
+            let known = coder.known();
+            let mut per_code: Vec<u64> = Vec::new();
+            let mut scratch = Vec::new();
+            let reader = events.source.read_row_group(
+                group,
+                &[events.names.touchpoint.as_str()],
+                64 * 1024,
+            )?;
+            for batch in reader {
+                let batch = batch.map_err(|e| events.source.corrupt(group.file, e))?;
+                codes::encode(batch.column(0).as_ref(), &mut scratch, |s| coder.code(s));
+                for &code in &scratch {
+                    if code != codes::NULL_CODE && code as usize >= known {
+                        let i = code as usize - known;
+                        if per_code.len() <= i {
+                            per_code.resize(i + 1, 0);
+                        }
+                        per_code[i] += 1;
+                    }
+                }
+            }
+            Ok(coder
+                .unknown_names
+                .into_iter()
+                .zip(per_code)
+                .collect::<Vec<(String, u64)>>())
+        })
+        .collect::<Result<Vec<_>, LoadError>>()?;
+    let mut out = std::collections::BTreeMap::new();
+    for (name, n) in counts.into_iter().flatten() {
+        *out.entry(name).or_default() += n;
+    }
+    Ok(out)
+}

@@ -35,3 +35,120 @@ impl LoadError {
         }
     }
 }
+
+use std::path::{Path, PathBuf};
+
+use crate::taxonomy::{Taxonomy, TaxonomyError};
+pub use interactions::InteractionColumns;
+pub use subscribers::SubscriberColumns;
+
+/// Where the inputs are and what their columns are called.
+#[derive(Debug, Clone, Default)]
+pub struct InputSpec {
+    pub subscribers: PathBuf,
+    pub interactions: Option<PathBuf>,
+    pub taxonomy: Option<PathBuf>,
+    pub subscriber_columns: SubscriberColumns,
+    pub interaction_columns: InteractionColumns,
+}
+
+/// All inputs, loaded and checked.
+pub struct Inputs {
+    pub subscribers: Subscribers,
+    pub interactions: Option<Interactions>,
+    pub taxonomy: Taxonomy,
+    pub taxonomy_source: String,
+}
+
+/// Why the inputs could not be loaded: every problem found, across all files.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+pub struct InputErrors(pub Vec<InputError>);
+
+/// One input's problem.
+#[derive(Debug, thiserror::Error)]
+pub enum InputError {
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    #[error(transparent)]
+    Taxonomy(#[from] TaxonomyError),
+}
+
+impl Inputs {
+    /// Loads and checks every input, reporting all problems together.
+    pub fn load(spec: &InputSpec) -> Result<Inputs, InputErrors> {
+        let mut errors = Vec::new();
+        let taxonomy = Taxonomy::load(spec.taxonomy.as_deref())
+            .map_err(|e| errors.push(e.into()))
+            .ok();
+        let subscribers = Subscribers::load(&spec.subscribers, &spec.subscriber_columns)
+            .map_err(|e| errors.push(e.into()))
+            .ok();
+        // The id type of the interactions must match the subscribers'; without a
+        // readable subscriber table, check the rest assuming whatever the events use.
+        let ids_are_strings = subscribers
+            .as_ref()
+            .map(|s| matches!(s.ids, subscribers::SubscriberIds::Str(_)));
+        let interactions = match &spec.interactions {
+            None => Some(None),
+            Some(path) => {
+                let strings = ids_are_strings
+                    .unwrap_or_else(|| guess_string_ids(path, &spec.interaction_columns));
+                Interactions::open(path, spec.interaction_columns.clone(), strings)
+                    .map(Some)
+                    .map_err(|e| errors.push(e.into()))
+                    .ok()
+            }
+        };
+        match (subscribers, interactions, taxonomy) {
+            (Some(subscribers), Some(interactions), Some(taxonomy)) if errors.is_empty() => {
+                Ok(Inputs {
+                    subscribers,
+                    interactions,
+                    taxonomy,
+                    taxonomy_source: spec
+                        .taxonomy
+                        .as_ref()
+                        .map_or("shipped".into(), |p| p.display().to_string()),
+                })
+            }
+            _ => Err(InputErrors(errors)),
+        }
+    }
+
+    /// What was read, for the manifest.
+    pub fn describe(&self) -> serde_json::Value {
+        let mut v = serde_json::json!({
+            "subscribers": {
+                "path": self.subscribers.source,
+                "rows": self.subscribers.len(),
+                "pass_through_columns": self.subscribers.extra.iter().map(|c| c.field.name().clone()).collect::<Vec<_>>(),
+                "skipped_columns": self.subscribers.skipped_columns,
+                "unknown_monthly_revenue": self.subscribers.unknown_revenue(),
+            },
+            "taxonomy": { "path": self.taxonomy_source, "touchpoints": self.taxonomy.len() },
+        });
+        if let Some(i) = &self.interactions {
+            v["interactions"] = serde_json::json!({
+                "path": i.source.shown,
+                "files": i.source.files.len(),
+                "rows": i.rows,
+            });
+        }
+        v
+    }
+}
+
+fn guess_string_ids(path: &Path, names: &InteractionColumns) -> bool {
+    let Ok(source) = ParquetSource::resolve(path) else {
+        return false;
+    };
+    let Ok(builder) = source.open(0) else {
+        return false;
+    };
+    builder
+        .schema()
+        .field_with_name(&names.subscriber_id)
+        .map(|f| subscribers::is_string_like(f.data_type()))
+        .unwrap_or(false)
+}

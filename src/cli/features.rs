@@ -1,0 +1,87 @@
+//! `churnseg features`: the feature table for one `as_of`.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::Args;
+
+use super::InputArgs;
+use crate::asof::AsOf;
+use crate::console::{Console, human_bytes};
+use crate::features::{FeatureParams, FeatureTable};
+use crate::manifest::{RunManifest, StageTimings, manifest_path_for, peak_memory_bytes};
+use crate::pipeline::{self, Stage};
+
+#[derive(Debug, Args)]
+pub struct FeaturesArgs {
+    #[command(flatten)]
+    pub inputs: InputArgs,
+    /// Snapshot date: features use only events before the start of this day (UTC).
+    #[arg(long, value_parser = super::parse_as_of)]
+    pub as_of: AsOf,
+    /// Output Parquet file.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Only the SPEC core features (skip the extended ones, which read two more columns).
+    #[arg(long)]
+    pub core_only: bool,
+}
+
+pub fn run(args: FeaturesArgs, console: Console) -> anyhow::Result<()> {
+    let start = Instant::now();
+    let mut timings = StageTimings::default();
+    let spec = pipeline::input_spec(&args.inputs);
+    let inputs = timings.time("load", || pipeline::load_inputs(&spec, &console))?;
+    let params = FeatureParams {
+        as_of: args.as_of,
+        extended: !args.core_only,
+    };
+    let table: FeatureTable = timings.time("features", || {
+        pipeline::build_features(&inputs, params, args.inputs.strict, &console)
+    })?;
+    timings
+        .time("write", || {
+            crate::write::write_parquet(&args.out, &table.batch)
+        })
+        .context("writing the feature table")?;
+    let mut manifest = RunManifest::new("features");
+    manifest.set("inputs", inputs.describe());
+    manifest.set("as_of", args.as_of);
+    manifest.set("events", &table.events);
+    manifest.set("outputs", [args.out.display().to_string()]);
+    manifest.finish(&timings);
+    let manifest_path = manifest_path_for(&args.out);
+    manifest.write(&manifest_path)?;
+    pipeline::summary(
+        &console,
+        Stage::Features,
+        &[
+            ("subscribers in", inputs.subscribers.len().to_string()),
+            ("events in", table.events.read.to_string()),
+            (
+                "rows out",
+                format!("{} active at {}", table.batch.num_rows(), args.as_of),
+            ),
+            ("skipped", pipeline::skipped_line(&table.events)),
+            ("timings", pipeline::timings_line(&timings)),
+            (
+                "peak memory",
+                peak_memory_bytes()
+                    .map(human_bytes)
+                    .unwrap_or_else(|| "unknown".into()),
+            ),
+            (
+                "outputs",
+                format!(
+                    "{} ({} columns), {}",
+                    args.out.display(),
+                    table.batch.num_columns(),
+                    manifest_path.display()
+                ),
+            ),
+        ],
+        start,
+    );
+    Ok(())
+}

@@ -1,0 +1,1 @@
+//! The nightly job runner (being written).

@@ -1,0 +1,177 @@
+//! The nightly job: the steps shared by every command (load, featurise, summarise) and
+//! the config-driven `run` that chains them (see [`config`]).
+
+pub mod config;
+pub mod job;
+
+use std::time::Instant;
+
+use crate::cli::InputArgs;
+use crate::console::Console;
+use crate::features::accumulate::EventCounts;
+use crate::features::{self, FeatureParams, FeatureTable};
+use crate::load::{InputErrors, InputSpec, Inputs};
+use crate::manifest::StageTimings;
+
+/// A command, for the summary's title.
+#[derive(Debug, Clone, Copy)]
+pub enum Stage {
+    Generate,
+    Validate,
+    Features,
+    Train,
+    Score,
+    Run,
+    Report,
+}
+
+impl Stage {
+    fn name(self) -> &'static str {
+        match self {
+            Stage::Generate => "generate",
+            Stage::Validate => "validate",
+            Stage::Features => "features",
+            Stage::Train => "train",
+            Stage::Score => "score",
+            Stage::Run => "run",
+            Stage::Report => "report",
+        }
+    }
+}
+
+/// Why a pipeline step failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error("{0}")]
+    Inputs(#[from] InputErrors),
+    #[error(transparent)]
+    Features(#[from] features::FeatureError),
+    #[error(
+        "{} touchpoint name(s) are missing from the taxonomy and --strict is set: {}",
+        .0.len(),
+        .0.iter().map(|(k, v)| format!("`{k}` ({v} events)")).collect::<Vec<_>>().join(", ")
+    )]
+    UnknownTouchpoints(Vec<(String, u64)>),
+}
+
+/// The input paths of a command line, with the default column names.
+pub fn input_spec(args: &InputArgs) -> InputSpec {
+    InputSpec {
+        subscribers: args.subscribers.clone(),
+        interactions: args.interactions.clone(),
+        taxonomy: args.taxonomy.clone(),
+        ..InputSpec::default()
+    }
+}
+
+/// Loads and checks the inputs, logging what was read.
+pub fn load_inputs(spec: &InputSpec, console: &Console) -> Result<Inputs, PipelineError> {
+    let step = console.progress(0, "load", "");
+    let inputs = Inputs::load(spec)?;
+    let events = inputs
+        .interactions
+        .as_ref()
+        .map_or("no interactions".to_string(), |i| {
+            format!("{} events", i.rows)
+        });
+    step.finish(format!(
+        "{} subscribers, {events}",
+        inputs.subscribers.len()
+    ));
+    Ok(inputs)
+}
+
+/// Builds the feature table with a progress bar; under `strict`, unknown touchpoints fail.
+pub fn build_features(
+    inputs: &Inputs,
+    params: FeatureParams,
+    strict: bool,
+    console: &Console,
+) -> Result<FeatureTable, PipelineError> {
+    let total = inputs.interactions.as_ref().map_or(0, |i| i.rows);
+    let step = console.progress(total, "features", "events");
+    let table = features::build(
+        &inputs.subscribers,
+        inputs.interactions.as_ref(),
+        &inputs.taxonomy,
+        params,
+        &|done| step.set(done),
+    )?;
+    if strict && !table.events.unknown_touchpoints.is_empty() {
+        let unknown = table
+            .events
+            .unknown_touchpoints
+            .iter()
+            .map(|(k, v)| (k.clone(), *v))
+            .collect();
+        return Err(PipelineError::UnknownTouchpoints(unknown));
+    }
+    step.finish(format!(
+        "{} subscribers active at {}, {} events used",
+        table.batch.num_rows(),
+        params.as_of,
+        table.events.used
+    ));
+    Ok(table)
+}
+
+/// One line saying what was skipped and why.
+pub fn skipped_line(events: &EventCounts) -> String {
+    let unknown: u64 = events.unknown_touchpoints.values().sum();
+    let parts = [
+        (events.at_or_after_as_of, "events at or after as_of"),
+        (events.inactive_subscriber, "events of inactive subscribers"),
+        (
+            events.unknown_subscriber,
+            "events of subscribers missing from the subscriber file",
+        ),
+        (events.null_subscriber_id, "events without subscriber_id"),
+        (events.null_ts, "events without ts"),
+        (
+            unknown,
+            "events of touchpoints missing from the taxonomy (counted as other)",
+        ),
+    ];
+    let text: Vec<String> = parts
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, what)| format!("{n} {what}"))
+        .collect();
+    if text.is_empty() {
+        "nothing".into()
+    } else {
+        text.join("; ")
+    }
+}
+
+/// The stage timings on one line.
+pub fn timings_line(timings: &StageTimings) -> String {
+    timings
+        .stages
+        .iter()
+        .map(|(k, v)| format!("{k} {v:.2}s"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Prints the closing summary of a command.
+pub fn summary(console: &Console, stage: Stage, lines: &[(&str, String)], start: Instant) {
+    console.say(format!(
+        "churnseg {} done in {:.2}s",
+        stage.name(),
+        start.elapsed().as_secs_f64()
+    ));
+    for (key, value) in lines {
+        console.say(format!("  {key:<12} {value}"));
+    }
+}
+
+/// Touchpoint names missing from the taxonomy, with their event counts.
+pub fn unknown_touchpoints(inputs: &Inputs) -> Result<Vec<(String, u64)>, crate::load::LoadError> {
+    match &inputs.interactions {
+        None => Ok(Vec::new()),
+        Some(events) => Ok(features::unknown_touchpoints(events, &inputs.taxonomy)?
+            .into_iter()
+            .collect()),
+    }
+}
