@@ -1,6 +1,7 @@
 //! churnseg: churn risk, 80/20/30 value segments and loyalty targets from subscriber
 //! records and touchpoint history. The modules follow the pipeline's stages.
 
+pub mod artifact;
 pub mod asof;
 pub mod cli;
 pub mod console;
@@ -10,6 +11,9 @@ pub mod load;
 pub mod manifest;
 pub mod model;
 pub mod pipeline;
+pub mod report;
+pub mod score;
 pub mod segment;
 pub mod taxonomy;
+pub mod train;
 pub mod write;

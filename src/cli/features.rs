@@ -32,13 +32,15 @@ pub fn run(args: FeaturesArgs, console: Console) -> anyhow::Result<()> {
     let start = Instant::now();
     let mut timings = StageTimings::default();
     let spec = pipeline::input_spec(&args.inputs);
-    let inputs = timings.time("load", || pipeline::load_inputs(&spec, &console))?;
+    let inputs = timings.time("load", || {
+        pipeline::load_inputs(&spec, args.inputs.strict, &console)
+    })?;
     let params = FeatureParams {
         as_of: args.as_of,
         extended: !args.core_only,
     };
     let table: FeatureTable = timings.time("features", || {
-        pipeline::build_features(&inputs, params, args.inputs.strict, &console)
+        pipeline::build_features(&inputs, params, &console)
     })?;
     timings
         .time("write", || {

@@ -2,7 +2,7 @@
 //! handed to the pipeline's library modules; every command ends with a summary.
 
 mod features;
-//TMP mod generate;
+mod generate;
 mod report;
 mod run;
 mod score;
@@ -37,7 +37,7 @@ pub enum Command {
     #[command(
         after_help = "Example:\n  churnseg generate --subscribers 20000 --days 365 --seed 42 --out data/demo"
     )]
-    //TMP Generate(generate::GenerateArgs),
+    Generate(generate::GenerateArgs),
     /// Check inputs against the schema and report every problem.
     #[command(
         after_help = "Example:\n  churnseg validate --subscribers data/demo/subscribers.parquet --interactions data/demo/interactions.parquet"
@@ -100,7 +100,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     }
     let console = Console::new(cli.quiet);
     match cli.command {
-        //TMP Command::Generate(args) => generate::run(args, console),
+        Command::Generate(args) => generate::run(args, console),
         Command::Validate(args) => validate::run(args, console),
         Command::Features(args) => features::run(args, console),
         Command::Train(args) => train::run(args, console),

@@ -1,8 +1,49 @@
-//! `churnseg report` (being written).
-use crate::console::Console;
+//! `churnseg report`: the HTML report of a scored file and its model.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
 use clap::Args;
+
+use crate::artifact::ModelArtifact;
+use crate::console::Console;
+use crate::pipeline::{self, Stage};
+use crate::report::{read_scored, write_report};
+
 #[derive(Debug, Args)]
-pub struct ReportArgs {}
-pub fn run(_args: ReportArgs, _console: Console) -> anyhow::Result<()> {
-    anyhow::bail!("not yet")
+pub struct ReportArgs {
+    /// Scored Parquet written by `churnseg score` or `churnseg run`.
+    #[arg(long)]
+    pub scored: PathBuf,
+    /// The model directory that scored it.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// A previous night's scored file, to show segment and risk movement.
+    #[arg(long)]
+    pub previous: Option<PathBuf>,
+    /// Output HTML file.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+pub fn run(args: ReportArgs, console: Console) -> anyhow::Result<()> {
+    let start = Instant::now();
+    let artifact = ModelArtifact::load(&args.model)?;
+    let scored = read_scored(&args.scored)?;
+    let previous = args.previous.as_deref().map(read_scored).transpose()?;
+    write_report(&args.out, &scored, &artifact, previous.as_ref())?;
+    pipeline::summary(
+        &console,
+        Stage::Report,
+        &[
+            (
+                "rows in",
+                format!("{} scored subscribers", scored.num_rows()),
+            ),
+            ("model", artifact.model_version.clone()),
+            ("outputs", args.out.display().to_string()),
+        ],
+        start,
+    );
+    Ok(())
 }

@@ -1,8 +1,123 @@
-//! `churnseg train` (being written).
-use crate::console::Console;
+//! `churnseg train`: fit the churn and value-segment models, validate out of time, write
+//! the model artifact.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
 use clap::Args;
+
+use super::InputArgs;
+use crate::asof::AsOf;
+use crate::console::{Console, human_bytes};
+use crate::manifest::{RunManifest, StageTimings, peak_memory_bytes};
+use crate::model::ChurnParams;
+use crate::pipeline::{self, Stage};
+use crate::train::{TrainParams, train};
+
 #[derive(Debug, Args)]
-pub struct TrainArgs {}
-pub fn run(_args: TrainArgs, _console: Console) -> anyhow::Result<()> {
-    anyhow::bail!("not yet")
+pub struct TrainArgs {
+    #[command(flatten)]
+    pub inputs: InputArgs,
+    /// Snapshot of the final model; labels are churn in [as_of, as_of + horizon).
+    #[arg(long, value_parser = super::parse_as_of)]
+    pub as_of: AsOf,
+    /// Churn horizon in days.
+    #[arg(long, default_value_t = 90)]
+    pub horizon: u32,
+    /// Model directory to write (model.json, metrics.json).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Random seed.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Boosting rounds.
+    #[arg(long, default_value_t = 300)]
+    pub trees: usize,
+}
+
+pub fn run(args: TrainArgs, console: Console) -> anyhow::Result<()> {
+    let start = Instant::now();
+    let mut timings = StageTimings::default();
+    let spec = pipeline::input_spec(&args.inputs);
+    let inputs = timings.time("load", || {
+        pipeline::load_inputs(&spec, args.inputs.strict, &console)
+    })?;
+    let name = args
+        .out
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "model".into());
+    let params = TrainParams {
+        as_of: args.as_of,
+        horizon_days: args.horizon,
+        churn: ChurnParams {
+            n_trees: args.trees,
+            seed: args.seed,
+            ..ChurnParams::default()
+        },
+        seed: args.seed,
+        name,
+        extended: true,
+    };
+    let artifact = timings.time("train", || train(&inputs, &params, &console))?;
+    timings.time("write", || artifact.save(&args.out))?;
+    let mut manifest = RunManifest::new("train");
+    manifest.set("inputs", inputs.describe());
+    manifest.set("model_version", &artifact.model_version);
+    manifest.set("window", &artifact.window);
+    manifest.set("metrics", &artifact.metrics);
+    manifest.finish(&timings);
+    manifest.write(&args.out.join("manifest.json"))?;
+    let v = &artifact.metrics.validation;
+    pipeline::summary(
+        &console,
+        Stage::Train,
+        &[
+            (
+                "rows",
+                format!(
+                    "{} active at {} ({} churned within {} days)",
+                    artifact.metrics.rows, args.as_of, artifact.metrics.positives, args.horizon
+                ),
+            ),
+            (
+                "validation",
+                format!(
+                    "{}{}",
+                    v.method,
+                    v.note
+                        .as_ref()
+                        .map(|n| format!(" ({n})"))
+                        .unwrap_or_default()
+                ),
+            ),
+            ("churn model", pipeline::metrics_line(&v.churn)),
+            (
+                "baselines",
+                v.baselines
+                    .iter()
+                    .map(|(n, m)| format!("{n} ROC AUC {:.3}", m.roc_auc))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            ),
+            ("segments", artifact.metrics.value_segments.summary()),
+            ("timings", pipeline::timings_line(&timings)),
+            (
+                "peak memory",
+                peak_memory_bytes()
+                    .map(human_bytes)
+                    .unwrap_or_else(|| "unknown".into()),
+            ),
+            (
+                "outputs",
+                format!(
+                    "{} (version {})",
+                    args.out.display(),
+                    artifact.model_version
+                ),
+            ),
+        ],
+        start,
+    );
+    Ok(())
 }

@@ -150,6 +150,8 @@ pub struct EventCounts {
     pub inactive_subscriber: u64,
     pub null_subscriber_id: u64,
     pub null_ts: u64,
+    /// The newest event instant seen (µs), before or after `as_of`.
+    pub newest_ts: Option<i64>,
     /// Touchpoints missing from the taxonomy (`other`), with their counts.
     pub unknown_touchpoints: BTreeMap<String, u64>,
 }
@@ -163,6 +165,7 @@ impl EventCounts {
         self.inactive_subscriber += o.inactive_subscriber;
         self.null_subscriber_id += o.null_subscriber_id;
         self.null_ts += o.null_ts;
+        self.newest_ts = self.newest_ts.max(o.newest_ts);
         for (k, v) in o.unknown_touchpoints {
             *self.unknown_touchpoints.entry(k).or_default() += v;
         }
@@ -264,6 +267,7 @@ impl<'a> Worker<'a> {
             a.as_ref().and_then(|a| a.is_valid(i).then(|| a.value(i)))
         };
 
+        let mut newest = i64::MIN;
         for i in 0..n {
             let code = self.tp[i];
             if code != NULL_CODE && code as usize >= known {
@@ -287,9 +291,11 @@ impl<'a> Worker<'a> {
             }
             if ts >= as_of {
                 self.counts.at_or_after_as_of += 1;
+                newest = newest.max(ts);
                 continue;
             }
             self.counts.used += 1;
+            newest = newest.max(ts);
             let acc = &mut self.accs[slot as usize];
             acc.last = acc.last.max(ts);
             let class = self.touchpoints.slots.get(code as usize).copied();
@@ -354,6 +360,9 @@ impl<'a> Worker<'a> {
             if (reason as usize) < acc.reasons.len() {
                 acc.reasons[reason as usize] += 1;
             }
+        }
+        if newest != i64::MIN {
+            self.counts.newest_ts = self.counts.newest_ts.max(Some(newest));
         }
     }
 

@@ -64,10 +64,21 @@ pub fn input_spec(args: &InputArgs) -> InputSpec {
     }
 }
 
-/// Loads and checks the inputs, logging what was read.
-pub fn load_inputs(spec: &InputSpec, console: &Console) -> Result<Inputs, PipelineError> {
+/// Loads and checks the inputs, logging what was read. Under `strict`, touchpoints
+/// missing from the taxonomy fail the run here, before any work starts.
+pub fn load_inputs(
+    spec: &InputSpec,
+    strict: bool,
+    console: &Console,
+) -> Result<Inputs, PipelineError> {
     let step = console.progress(0, "load", "");
     let inputs = Inputs::load(spec)?;
+    if strict {
+        let unknown = unknown_touchpoints(&inputs).map_err(|e| InputErrors(vec![e.into()]))?;
+        if !unknown.is_empty() {
+            return Err(PipelineError::UnknownTouchpoints(unknown));
+        }
+    }
     let events = inputs
         .interactions
         .as_ref()
@@ -81,11 +92,10 @@ pub fn load_inputs(spec: &InputSpec, console: &Console) -> Result<Inputs, Pipeli
     Ok(inputs)
 }
 
-/// Builds the feature table with a progress bar; under `strict`, unknown touchpoints fail.
+/// Builds the feature table with a progress bar.
 pub fn build_features(
     inputs: &Inputs,
     params: FeatureParams,
-    strict: bool,
     console: &Console,
 ) -> Result<FeatureTable, PipelineError> {
     let total = inputs.interactions.as_ref().map_or(0, |i| i.rows);
@@ -97,15 +107,6 @@ pub fn build_features(
         params,
         &|done| step.set(done),
     )?;
-    if strict && !table.events.unknown_touchpoints.is_empty() {
-        let unknown = table
-            .events
-            .unknown_touchpoints
-            .iter()
-            .map(|(k, v)| (k.clone(), *v))
-            .collect();
-        return Err(PipelineError::UnknownTouchpoints(unknown));
-    }
     step.finish(format!(
         "{} subscribers active at {}, {} events used",
         table.batch.num_rows(),
@@ -142,6 +143,14 @@ pub fn skipped_line(events: &EventCounts) -> String {
     } else {
         text.join("; ")
     }
+}
+
+/// The headline churn metrics on one line.
+pub fn metrics_line(m: &crate::model::ChurnMetrics) -> String {
+    format!(
+        "ROC AUC {:.3}, PR AUC {:.3}, top-decile lift {:.2}, Brier {:.4}, ECE {:.4}",
+        m.roc_auc, m.pr_auc, m.lift_top_decile, m.brier, m.ece
+    )
 }
 
 /// The stage timings on one line.

@@ -180,3 +180,230 @@ mod tests {
         }
     }
 }
+
+use arrow::array::{ArrayRef, Float64Array, RecordBatch};
+use arrow::datatypes::{DataType, Field};
+use std::sync::Arc;
+
+use crate::features::{FeatureTable, column_f64};
+use crate::model::{ChurnModel, ChurnParams, ModelError};
+
+/// Name of the extra feature the value model sees: the subscriber's current profit
+/// percentile (1 = most profitable), which is what persistence uses.
+pub const PROFIT_RANK: &str = "profit_rank_pct";
+
+/// How well the segment forecast did, next to persistence ("next period = this period").
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ValueModelReport {
+    /// `holdout` (a seeded 20% of the subscriber pairs), or `none` for persistence.
+    pub method: String,
+    pub note: Option<String>,
+    pub rows: usize,
+    pub accuracy: f64,
+    pub persistence_accuracy: f64,
+    /// `confusion[actual][predicted]`, segments in order top20, middle50, bottom30.
+    pub confusion: [[u64; 3]; 3],
+    pub persistence_confusion: [[u64; 3]; 3],
+    /// Accuracy among subscribers with under 180 days of tenure, where forecasting matters most.
+    pub newcomer_accuracy: Option<f64>,
+    pub newcomer_persistence_accuracy: Option<f64>,
+}
+
+impl ValueModelReport {
+    pub fn summary(&self) -> String {
+        if self.method == "none" {
+            return format!(
+                "value-segment model: persistence ({})",
+                self.note.as_deref().unwrap_or("")
+            );
+        }
+        format!(
+            "value-segment model: accuracy {:.3} vs persistence {:.3} on {} held-out subscribers",
+            self.accuracy, self.persistence_accuracy, self.rows
+        )
+    }
+}
+
+/// The forecast of next period's value segment: one calibrated one-vs-rest classifier
+/// per segment, or persistence when there was no history to learn from.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum ValueModel {
+    Persistence { note: String },
+    OneVsRest { models: Vec<ChurnModel> },
+}
+
+/// The feature batch with the current profit percentile appended.
+fn with_profit_rank(batch: &RecordBatch) -> Result<RecordBatch, ModelError> {
+    let profit = column_f64(batch, "profit_90d");
+    let order = profit_ranking(&profit);
+    let n = order.len().max(1) as f64;
+    let mut pct = vec![0.0; order.len()];
+    for (rank, &i) in order.iter().enumerate() {
+        pct[i] = (rank as f64 + 0.5) / n;
+    }
+    let mut fields: Vec<Field> = batch
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
+    let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
+    fields.push(Field::new(PROFIT_RANK, DataType::Float64, false));
+    columns.push(Arc::new(Float64Array::from(pct)));
+    RecordBatch::try_new(Arc::new(arrow::datatypes::Schema::new(fields)), columns)
+        .map_err(|e| ModelError::Data(e.to_string()))
+}
+
+impl ValueModel {
+    /// A model that forecasts no change.
+    pub fn persistence(note: &str) -> (ValueModel, ValueModelReport) {
+        let report = ValueModelReport {
+            method: "none".into(),
+            note: Some(note.into()),
+            ..Default::default()
+        };
+        (ValueModel::Persistence { note: note.into() }, report)
+    }
+
+    /// Learns segment moves from the subscribers in both snapshots: features at
+    /// `earlier`, target their segment at `current`. Judged on a seeded 20% holdout
+    /// against persistence, then refit on all pairs.
+    pub fn train(
+        earlier: &FeatureTable,
+        current: &FeatureTable,
+        params: &ChurnParams,
+        seed: u64,
+    ) -> Result<(ValueModel, ValueModelReport), ModelError> {
+        let now = assign(&column_f64(&current.batch, "profit_90d"));
+        let before = assign(&column_f64(&earlier.batch, "profit_90d"));
+        let position_now: std::collections::HashMap<u32, usize> = current
+            .rows
+            .iter()
+            .enumerate()
+            .map(|(i, &r)| (r, i))
+            .collect();
+        let pairs: Vec<(usize, ValueSegment)> = earlier
+            .rows
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| position_now.get(r).map(|&j| (i, now[j])))
+            .collect();
+        let targets: Vec<ValueSegment> = pairs.iter().map(|p| p.1).collect();
+        let has_all = ValueSegment::ALL
+            .iter()
+            .all(|s| targets.iter().filter(|t| *t == s).count() >= 10);
+        if pairs.len() < 100 || !has_all {
+            return Ok(ValueModel::persistence(
+                "too few subscribers in both snapshots to learn segment moves",
+            ));
+        }
+        let batch = with_profit_rank(&earlier.batch)?;
+        let rows: Vec<usize> = pairs.iter().map(|p| p.0).collect();
+        let pair_batch = crate::train::take_rows(&batch, &rows)?;
+        let any_change: Vec<bool> = targets
+            .iter()
+            .enumerate()
+            .map(|(i, t)| *t != before[rows[i]])
+            .collect();
+        let (fit, test) = crate::train::stratified_split(&any_change, 0.2, seed);
+        let fit_model = ValueModel::fit(
+            &crate::train::take_rows(&pair_batch, &fit)?,
+            &pick(&targets, &fit),
+            params,
+        )?;
+        let test_batch = crate::train::take_rows(&pair_batch, &test)?;
+        let predicted = fit_model.predict_with_rank(&test_batch)?;
+        let actual = pick(&targets, &test);
+        let persisted: Vec<ValueSegment> = test.iter().map(|&i| before[rows[i]]).collect();
+        let tenure = column_f64(&test_batch, "tenure_days");
+        let newcomer: Vec<bool> = tenure
+            .iter()
+            .map(|t| t.is_some_and(|t| t < 180.0))
+            .collect();
+        let report = ValueModelReport {
+            method: "holdout".into(),
+            note: None,
+            rows: test.len(),
+            accuracy: accuracy(&predicted, &actual, None),
+            persistence_accuracy: accuracy(&persisted, &actual, None),
+            confusion: confusion(&predicted, &actual),
+            persistence_confusion: confusion(&persisted, &actual),
+            newcomer_accuracy: newcomer
+                .contains(&true)
+                .then(|| accuracy(&predicted, &actual, Some(&newcomer))),
+            newcomer_persistence_accuracy: newcomer
+                .contains(&true)
+                .then(|| accuracy(&persisted, &actual, Some(&newcomer))),
+        };
+        let model = ValueModel::fit(&pair_batch, &targets, params)?;
+        Ok((model, report))
+    }
+
+    fn fit(
+        batch: &RecordBatch,
+        targets: &[ValueSegment],
+        params: &ChurnParams,
+    ) -> Result<ValueModel, ModelError> {
+        // Three one-vs-rest models: fewer rounds and no baselines keep this cheap.
+        let params = ChurnParams {
+            n_trees: params.n_trees.min(100),
+            baselines: false,
+            ..params.clone()
+        };
+        let checked = params.check()?;
+        let models = ValueSegment::ALL
+            .iter()
+            .map(|s| {
+                let labels: Vec<bool> = targets.iter().map(|t| t == s).collect();
+                ChurnModel::fit(batch, &labels, &checked)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(ValueModel::OneVsRest { models })
+    }
+
+    fn predict_with_rank(&self, batch: &RecordBatch) -> Result<Vec<ValueSegment>, ModelError> {
+        match self {
+            ValueModel::Persistence { .. } => Ok(assign(&column_f64(batch, "profit_90d"))),
+            ValueModel::OneVsRest { models } => {
+                let probs = models
+                    .iter()
+                    .map(|m| m.predict_proba(batch))
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok((0..batch.num_rows())
+                    .map(|i| {
+                        let best = (0..3)
+                            .max_by(|&a, &b| probs[a][i].total_cmp(&probs[b][i]).then(b.cmp(&a)));
+                        ValueSegment::ALL[best.unwrap_or(1)]
+                    })
+                    .collect())
+            }
+        }
+    }
+
+    /// Forecasts next period's segment for every row of a feature batch.
+    pub fn predict(&self, batch: &RecordBatch) -> Result<Vec<ValueSegment>, ModelError> {
+        self.predict_with_rank(&with_profit_rank(batch)?)
+    }
+}
+
+fn pick<T: Copy>(values: &[T], positions: &[usize]) -> Vec<T> {
+    positions.iter().map(|&p| values[p]).collect()
+}
+
+fn accuracy(predicted: &[ValueSegment], actual: &[ValueSegment], mask: Option<&[bool]>) -> f64 {
+    let rows: Vec<usize> = (0..actual.len())
+        .filter(|&i| mask.is_none_or(|m| m[i]))
+        .collect();
+    if rows.is_empty() {
+        return 0.0;
+    }
+    rows.iter().filter(|&&i| predicted[i] == actual[i]).count() as f64 / rows.len() as f64
+}
+
+fn confusion(predicted: &[ValueSegment], actual: &[ValueSegment]) -> [[u64; 3]; 3] {
+    let mut m = [[0u64; 3]; 3];
+    for (p, a) in predicted.iter().zip(actual) {
+        m[a.index()][p.index()] += 1;
+    }
+    m
+}

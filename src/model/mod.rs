@@ -1,0 +1,53 @@
+//! The churn model: from a feature table (one row per subscriber) and churn labels to
+//! calibrated churn probabilities, reason codes and feature importance, with a logistic
+//! and a decision-tree baseline to compare against.
+//!
+//! The stages, one module each:
+//! - [`design`]: the [`FeatureSchema`] a model reads, and the feature matrix;
+//! - [`binning`], [`histogram`], [`tree`], [`gbdt`]: histogram gradient-boosted trees;
+//! - [`logistic`], [`tree_baseline`]: the baselines (linfa-logistic, linfa-trees);
+//! - [`calibration`]: Platt or isotonic, chosen on held-out rows;
+//! - [`explain`]: reason codes and importance;
+//! - [`metrics`]: ROC AUC, PR AUC, lift, Brier, calibration error;
+//! - [`churn`]: [`ChurnParams`] → [`ValidChurnParams`] → [`ChurnModel`].
+//!
+//! ```no_run
+//! # fn demo(train: &arrow::record_batch::RecordBatch, labels: &[bool],
+//! #         tonight: &arrow::record_batch::RecordBatch) -> Result<(), churnseg::model::ModelError> {
+//! use churnseg::model::{ChurnModel, ChurnParams};
+//! let params = ChurnParams::default().check()?;
+//! let model = ChurnModel::fit(train, labels, &params)?;
+//! let risk = model.predict_proba(tonight)?;
+//! let reasons = model.reasons(tonight, 3)?;
+//! # Ok(()) }
+//! ```
+
+pub mod binning;
+pub mod calibration;
+pub mod churn;
+pub mod design;
+pub mod error;
+pub mod explain;
+pub mod gbdt;
+pub mod histogram;
+pub mod logistic;
+pub mod metrics;
+mod serde_nan;
+pub mod tree;
+pub mod tree_baseline;
+
+#[cfg(test)]
+mod testdata;
+
+pub use calibration::{CalibrationReport, Calibrator};
+pub use churn::{ChurnModel, ChurnParams, FitSummary, ValidChurnParams};
+pub use design::{
+    ColumnType, FeatureColumn, FeatureKind, FeatureSchema, FeatureValue, ID_COLUMN, IgnoredBecause,
+    IgnoredColumn, SchemaOptions,
+};
+pub use error::{ModelError, SchemaMismatch, TypeChange};
+pub use explain::{Attribution, Reason};
+pub use gbdt::{GbdtModel, GbdtParams, GbdtValidParams};
+pub use logistic::LogisticBaseline;
+pub use metrics::ChurnMetrics;
+pub use tree_baseline::TreeBaseline;

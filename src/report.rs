@@ -1,0 +1,526 @@
+//! The HTML report (SPEC §6): one self-contained page with inline SVG charts — lift and
+//! calibration from the out-of-time validation, the whale curve with its 80/20/30 marks,
+//! the value × risk matrix, feature importance, churn drivers and loyalty actions.
+//! No scripts, fonts or images are fetched: it reads offline.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+
+use arrow::array::{AsArray, RecordBatch};
+
+use crate::artifact::ModelArtifact;
+use crate::features::column_f64;
+use crate::load::ParquetSource;
+use crate::segment::{ValueSegment, WhaleCurve};
+use crate::write::write_bytes;
+
+/// Reads a scored Parquet file into one batch.
+pub fn read_scored(path: &Path) -> anyhow::Result<RecordBatch> {
+    let source = ParquetSource::resolve(path)?;
+    let batches: Vec<RecordBatch> = source.read_all(None)?.into_iter().map(|(_, b)| b).collect();
+    let schema = match batches.first() {
+        Some(b) => b.schema(),
+        None => source.open(0)?.schema().clone(),
+    };
+    Ok(arrow::compute::concat_batches(&schema, &batches)?)
+}
+
+fn strings(batch: &RecordBatch, name: &str) -> Vec<String> {
+    let Some(c) = batch.column_by_name(name) else {
+        return vec![String::new(); batch.num_rows()];
+    };
+    match arrow::compute::cast(c, &arrow::datatypes::DataType::Utf8) {
+        Ok(a) => a
+            .as_string::<i32>()
+            .iter()
+            .map(|v| v.unwrap_or("").to_string())
+            .collect(),
+        Err(_) => vec![String::new(); batch.num_rows()],
+    }
+}
+
+fn esc(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+const W: f64 = 560.0;
+const H: f64 = 300.0;
+const PAD: f64 = 48.0;
+
+/// An SVG frame with axes from (0,0) to (x_max, y_max); returns the opening markup and a
+/// function mapping data to pixels.
+fn frame(
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    x_max: f64,
+    y_max: f64,
+) -> (String, impl Fn(f64, f64) -> (f64, f64)) {
+    let mut s = String::new();
+    let _ = write!(
+        s,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {H}" width="{W}" height="{H}" role="img" aria-label="{t}"><title>{t}</title>"#,
+        t = esc(title)
+    );
+    let (x0, y0, x1, y1) = (PAD, H - PAD, W - 16.0, 16.0);
+    let _ = write!(
+        s,
+        r##"<line x1="{x0}" y1="{y0}" x2="{x1}" y2="{y0}" stroke="#444"/><line x1="{x0}" y1="{y0}" x2="{x0}" y2="{y1}" stroke="#444"/>"##
+    );
+    for k in 0..=4 {
+        let f = k as f64 / 4.0;
+        let y = y0 - f * (y0 - y1);
+        let x = x0 + f * (x1 - x0);
+        let _ = write!(
+            s,
+            r##"<text x="{:.1}" y="{:.1}" font-size="10" text-anchor="end" fill="#555">{}</text>"##,
+            x0 - 4.0,
+            y + 3.0,
+            tick(f * y_max)
+        );
+        let _ = write!(
+            s,
+            r##"<line x1="{x0}" y1="{y:.1}" x2="{x1}" y2="{y:.1}" stroke="#eee"/>"##
+        );
+        let _ = write!(
+            s,
+            r##"<text x="{x:.1}" y="{:.1}" font-size="10" text-anchor="middle" fill="#555">{}</text>"##,
+            y0 + 14.0,
+            tick(f * x_max)
+        );
+    }
+    let _ = write!(
+        s,
+        r##"<text x="{:.1}" y="{:.1}" font-size="11" text-anchor="middle">{}</text>"##,
+        (x0 + x1) / 2.0,
+        H - 8.0,
+        esc(x_label)
+    );
+    let _ = write!(
+        s,
+        r##"<text x="12" y="{:.1}" font-size="11" text-anchor="middle" transform="rotate(-90 12 {:.1})">{}</text>"##,
+        (y0 + y1) / 2.0,
+        (y0 + y1) / 2.0,
+        esc(y_label)
+    );
+    let map = move |x: f64, y: f64| {
+        (
+            x0 + x / x_max.max(1e-12) * (x1 - x0),
+            y0 - y / y_max.max(1e-12) * (y0 - y1),
+        )
+    };
+    (s, map)
+}
+
+fn tick(v: f64) -> String {
+    if v.abs() >= 1000.0 {
+        format!("{:.0}k", v / 1000.0)
+    } else if v.fract().abs() < 1e-9 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+fn polyline(points: &[(f64, f64)], color: &str, dash: bool) -> String {
+    let pts: Vec<String> = points
+        .iter()
+        .map(|(x, y)| format!("{x:.1},{y:.1}"))
+        .collect();
+    let dash = if dash {
+        r#" stroke-dasharray="4 3""#
+    } else {
+        ""
+    };
+    format!(
+        r#"<polyline fill="none" stroke="{color}" stroke-width="2"{dash} points="{}"/>"#,
+        pts.join(" ")
+    )
+}
+
+/// Vertical bars with labels under them.
+fn bar_chart(
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    bars: &[(String, f64)],
+    color: &str,
+) -> String {
+    let y_max = bars.iter().map(|b| b.1).fold(0.0, f64::max).max(1e-9) * 1.1;
+    let (mut s, map) = frame(title, x_label, y_label, bars.len() as f64, y_max);
+    for (i, (label, v)) in bars.iter().enumerate() {
+        let (xa, ya) = map(i as f64 + 0.15, *v);
+        let (xb, yb) = map(i as f64 + 0.85, 0.0);
+        let _ = write!(
+            s,
+            r#"<rect x="{xa:.1}" y="{ya:.1}" width="{:.1}" height="{:.1}" fill="{color}"><title>{}: {}</title></rect>"#,
+            xb - xa,
+            (yb - ya).max(0.0),
+            esc(label),
+            tick(*v)
+        );
+        let _ = write!(
+            s,
+            r##"<text x="{:.1}" y="{:.1}" font-size="10" text-anchor="middle" fill="#222">{}</text>"##,
+            (xa + xb) / 2.0,
+            yb + 26.0,
+            esc(label)
+        );
+    }
+    s.push_str("</svg>");
+    s
+}
+
+/// Horizontal bars (for long labels such as feature names).
+fn hbar_chart(title: &str, bars: &[(String, f64)], color: &str) -> String {
+    let row = 20.0;
+    let height = 30.0 + row * bars.len() as f64;
+    let max = bars.iter().map(|b| b.1).fold(0.0, f64::max).max(1e-12);
+    let mut s = format!(
+        r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {height}" width="{W}" height="{height}" role="img" aria-label="{t}"><title>{t}</title>"#,
+        t = esc(title)
+    );
+    for (i, (label, v)) in bars.iter().enumerate() {
+        let y = 10.0 + row * i as f64;
+        let w = v / max * (W - 240.0);
+        let _ = write!(
+            s,
+            r##"<text x="196" y="{:.1}" font-size="11" text-anchor="end">{}</text><rect x="200" y="{y:.1}" width="{w:.1}" height="{:.1}" fill="{color}"/><text x="{:.1}" y="{:.1}" font-size="10" fill="#333">{}</text>"##,
+            y + 13.0,
+            esc(label),
+            row - 6.0,
+            204.0 + w,
+            y + 12.0,
+            tick(*v)
+        );
+    }
+    s.push_str("</svg>");
+    s
+}
+
+/// Segment movement between a previous scored file and this one.
+pub struct Movement {
+    /// `matrix[previous][now]` over subscribers in both.
+    pub matrix: [[u64; 3]; 3],
+    pub mean_risk_change: f64,
+    pub rows: usize,
+}
+
+/// Compares two scored tables by `subscriber_id`.
+pub fn movement(previous: &RecordBatch, now: &RecordBatch) -> Movement {
+    let ids_prev = strings(previous, "subscriber_id");
+    let seg_prev = strings(previous, "value_segment");
+    let p_prev = column_f64(previous, "churn_probability");
+    let index: BTreeMap<&str, usize> = ids_prev
+        .iter()
+        .enumerate()
+        .map(|(i, id)| (id.as_str(), i))
+        .collect();
+    let (ids, seg, p) = (
+        strings(now, "subscriber_id"),
+        strings(now, "value_segment"),
+        column_f64(now, "churn_probability"),
+    );
+    let mut matrix = [[0u64; 3]; 3];
+    let (mut change, mut rows) = (0.0, 0usize);
+    for i in 0..ids.len() {
+        let Some(&j) = index.get(ids[i].as_str()) else {
+            continue;
+        };
+        if let (Some(a), Some(b)) = (
+            ValueSegment::parse(&seg_prev[j]),
+            ValueSegment::parse(&seg[i]),
+        ) {
+            matrix[a.index()][b.index()] += 1;
+        }
+        if let (Some(a), Some(b)) = (p_prev[j], p[i]) {
+            change += b - a;
+            rows += 1;
+        }
+    }
+    Movement {
+        matrix,
+        mean_risk_change: if rows > 0 { change / rows as f64 } else { 0.0 },
+        rows,
+    }
+}
+
+/// Builds the report page.
+pub fn render(
+    scored: &RecordBatch,
+    artifact: &ModelArtifact,
+    previous: Option<&RecordBatch>,
+) -> String {
+    let m = &artifact.metrics;
+    let v = &m.validation;
+    let mut charts = Vec::new();
+
+    // Lift by decile.
+    let base = v.churn.positives as f64 / v.churn.rows.max(1) as f64;
+    let lift: Vec<(String, f64)> = v
+        .deciles
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            (
+                (i + 1).to_string(),
+                if base > 0.0 { d.observed / base } else { 0.0 },
+            )
+        })
+        .collect();
+    charts.push((
+        "lift",
+        "Lift by risk decile",
+        bar_chart(
+            "Lift by risk decile",
+            "risk decile (1 = riskiest)",
+            "churn rate ÷ average",
+            &lift,
+            "#c0392b",
+        ),
+        format!(
+            "Out-of-time ({}): the riskiest tenth churns {:.1}× as often as average.",
+            v.method, v.churn.lift_top_decile
+        ),
+    ));
+
+    // Calibration.
+    let (mut cal, map) = frame(
+        "Calibration",
+        "predicted churn probability",
+        "observed churn rate",
+        1.0,
+        1.0,
+    );
+    cal.push_str(&polyline(&[map(0.0, 0.0), map(1.0, 1.0)], "#999", true));
+    let pts: Vec<(f64, f64)> = v
+        .calibration
+        .iter()
+        .filter(|c| c.rows > 0)
+        .map(|c| map(c.predicted, c.observed))
+        .collect();
+    cal.push_str(&polyline(&pts, "#2c7fb8", false));
+    for (c, (x, y)) in v.calibration.iter().filter(|c| c.rows > 0).zip(&pts) {
+        let _ = write!(
+            cal,
+            r##"<circle cx="{x:.1}" cy="{y:.1}" r="4" fill="#2c7fb8"><title>{} rows: predicted {:.3}, observed {:.3}</title></circle>"##,
+            c.rows, c.predicted, c.observed
+        );
+    }
+    cal.push_str("</svg>");
+    charts.push(("calibration", "Calibration", cal, format!("Points on the dashed line are perfectly calibrated. Expected calibration error {:.4}, Brier score {:.4}.", v.churn.ece, v.churn.brier)));
+
+    // Whale curve.
+    let profit = column_f64(scored, "profit_90d");
+    let whale = WhaleCurve::from_profit(&profit);
+    let y_max = whale.curve.iter().copied().fold(1.0, f64::max) * 1.1;
+    let (mut wsvg, map) = frame(
+        "Whale curve",
+        "share of customers, most profitable first",
+        "cumulative share of profit",
+        1.0,
+        y_max,
+    );
+    let mut pts = vec![map(0.0, 0.0)];
+    pts.extend(
+        whale
+            .curve
+            .iter()
+            .enumerate()
+            .map(|(i, &c)| map((i + 1) as f64 / 100.0, c)),
+    );
+    wsvg.push_str(&polyline(&pts, "#2d6a4f", false));
+    wsvg.push_str(&polyline(&[map(0.0, 1.0), map(1.0, 1.0)], "#999", true));
+    for (x, label) in [(0.2, "top 20%"), (0.7, "bottom 30% →")] {
+        let (px, py0) = map(x, 0.0);
+        let (_, py1) = map(x, y_max);
+        let _ = write!(
+            wsvg,
+            r##"<line x1="{px:.1}" y1="{py0:.1}" x2="{px:.1}" y2="{py1:.1}" stroke="#e67e22" stroke-dasharray="3 3"/><text x="{:.1}" y="{:.1}" font-size="11" fill="#e67e22">{label}</text>"##,
+            px + 4.0,
+            py1 + 12.0
+        );
+    }
+    wsvg.push_str("</svg>");
+    charts.push(("whale", "Whale curve", wsvg, format!(
+        "The top 20% make {:.0}% of profit; the bottom 30% lose {:.0}% of it. Profit peaks at {:.0}% of total with the best {:.0}% of customers; {:.0}% are unprofitable.",
+        100.0 * whale.top20_profit_share, 100.0 * whale.bottom30_loss_share, 100.0 * whale.peak_profit_share, 100.0 * whale.peak_customer_share, 100.0 * whale.unprofitable_share)));
+
+    // Value × risk matrix.
+    let seg = strings(scored, "value_segment");
+    let decile = column_f64(scored, "risk_decile");
+    let var = column_f64(scored, "value_at_risk");
+    let risk_groups = ["high risk (deciles 1–3)", "medium (4–7)", "low (8–10)"];
+    let mut counts = [[0usize; 3]; 3];
+    let mut at_risk = [[0.0f64; 3]; 3];
+    for i in 0..scored.num_rows() {
+        let Some(s) = ValueSegment::parse(&seg[i]) else {
+            continue;
+        };
+        let d = decile[i].unwrap_or(10.0);
+        let g = if d <= 3.0 {
+            0
+        } else if d <= 7.0 {
+            1
+        } else {
+            2
+        };
+        counts[s.index()][g] += 1;
+        at_risk[s.index()][g] += var[i].unwrap_or(0.0);
+    }
+    let max_var = at_risk
+        .iter()
+        .flatten()
+        .copied()
+        .fold(0.0, f64::max)
+        .max(1e-9);
+    let mut matrix = String::from(r#"<table class="matrix"><tr><th>value \ risk</th>"#);
+    for g in risk_groups {
+        let _ = write!(matrix, "<th>{g}</th>");
+    }
+    matrix.push_str("</tr>");
+    for s in ValueSegment::ALL {
+        let _ = write!(matrix, "<tr><th>{}</th>", s.name());
+        for g in 0..3 {
+            let shade = (at_risk[s.index()][g] / max_var * 0.8).clamp(0.0, 0.8);
+            let _ = write!(
+                matrix,
+                r#"<td style="background: rgba(192,57,43,{shade:.2})">{} subscribers<br>value at risk {:.0}</td>"#,
+                counts[s.index()][g],
+                at_risk[s.index()][g]
+            );
+        }
+        matrix.push_str("</tr>");
+    }
+    matrix.push_str("</table>");
+    charts.push((
+        "matrix",
+        "Value × risk",
+        matrix,
+        "Where the money at risk sits: retention spend belongs in the dark cells of the top rows."
+            .into(),
+    ));
+
+    // Feature importance.
+    let importance: Vec<(String, f64)> = artifact
+        .churn
+        .feature_importance()
+        .into_iter()
+        .take(15)
+        .collect();
+    charts.push((
+        "importance",
+        "Feature importance",
+        hbar_chart("Feature importance (gain)", &importance, "#6c5ce7"),
+        "What the churn model leans on most, by total split gain.".into(),
+    ));
+
+    // Drivers and actions.
+    let count_of = |name: &str, values: &[&str]| -> Vec<(String, f64)> {
+        let col = strings(scored, name);
+        values
+            .iter()
+            .map(|v| (v.to_string(), col.iter().filter(|c| c == v).count() as f64))
+            .collect()
+    };
+    let drivers = count_of("churn_driver", &["service", "price", "product"]);
+    charts.push(("drivers", "Churn drivers", bar_chart("Churn drivers", "driver", "subscribers", &drivers, "#d35400"), "Why subscribers are at risk, read from their top reasons (about 70% service, 15% price, 15% product is typical).".into()));
+    let actions = count_of(
+        "loyalty_action",
+        &["retain", "reward", "upsell", "nurture", "reduce_cost"],
+    );
+    charts.push(("actions", "Loyalty actions", bar_chart("Loyalty actions", "action", "subscribers", &actions, "#16a085"), "Retain the valuable at risk, reward the loyal, upsell the middle, and spend no retention money on the unprofitable.".into()));
+
+    if let Some(prev) = previous {
+        let mv = movement(prev, scored);
+        let mut t = String::from(
+            "<table class=\"matrix\"><tr><th>previous \\ now</th><th>top20</th><th>middle50</th><th>bottom30</th></tr>",
+        );
+        for s in ValueSegment::ALL {
+            let _ = write!(t, "<tr><th>{}</th>", s.name());
+            for n in 0..3 {
+                let _ = write!(t, "<td>{}</td>", mv.matrix[s.index()][n]);
+            }
+            t.push_str("</tr>");
+        }
+        t.push_str("</table>");
+        charts.push((
+            "movement",
+            "Segment movement",
+            t,
+            format!(
+                "{} subscribers in both runs; mean churn probability changed by {:+.4}.",
+                mv.rows, mv.mean_risk_change
+            ),
+        ));
+    }
+
+    let mut html = String::new();
+    let _ = write!(
+        html,
+        r#"<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>churnseg report — {ver}</title><style>
+body{{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1200px;color:#222;padding:0 1rem}}
+h1{{font-size:1.6rem;margin-bottom:.2rem}} .sub{{color:#666;margin-top:0}}
+.kpis{{display:flex;gap:1rem;flex-wrap:wrap;margin:1rem 0}} .kpi{{background:#f5f6f8;border-radius:8px;padding:.7rem 1rem;min-width:140px}}
+.kpi b{{display:block;font-size:1.3rem}} .grid{{display:grid;grid-template-columns:repeat(auto-fit,minmax(560px,1fr));gap:1.5rem}}
+section{{border:1px solid #e3e3e3;border-radius:8px;padding:1rem}} section h2{{font-size:1.1rem;margin-top:0}} section p{{color:#444;font-size:.9rem}}
+table.matrix{{border-collapse:collapse;width:100%}} table.matrix td,table.matrix th{{border:1px solid #ddd;padding:.5rem;font-size:.85rem;text-align:center}}
+</style></head><body><h1>churnseg report</h1><p class="sub">model {ver} · trained on {asof} with a {h}-day horizon · {rows} subscribers scored</p><div class="kpis">"#,
+        ver = esc(&artifact.model_version),
+        asof = artifact.window.as_of,
+        h = artifact.window.horizon_days,
+        rows = scored.num_rows()
+    );
+    let kpis = [
+        (
+            "ROC AUC (".to_string() + &v.method.replace('_', "-") + ")",
+            format!("{:.3}", v.churn.roc_auc),
+        ),
+        ("PR AUC".into(), format!("{:.3}", v.churn.pr_auc)),
+        (
+            "top-decile lift".into(),
+            format!("{:.2}×", v.churn.lift_top_decile),
+        ),
+        (
+            "top20 profit share".into(),
+            format!("{:.0}%", 100.0 * whale.top20_profit_share),
+        ),
+        (
+            "value at risk".into(),
+            format!("{:.0}", var.iter().flatten().sum::<f64>()),
+        ),
+    ];
+    for (k, val) in kpis {
+        let _ = write!(
+            html,
+            "<div class=\"kpi\">{}<b>{}</b></div>",
+            esc(&k),
+            esc(&val)
+        );
+    }
+    html.push_str("</div><div class=\"grid\">");
+    for (id, title, body, note) in charts {
+        let _ = write!(
+            html,
+            "<section id=\"{id}\"><h2>{title}</h2>{body}<p>{}</p></section>",
+            esc(&note)
+        );
+    }
+    html.push_str("</div></body></html>\n");
+    html
+}
+
+/// Renders the report and writes it atomically.
+pub fn write_report(
+    path: &Path,
+    scored: &RecordBatch,
+    artifact: &ModelArtifact,
+    previous: Option<&RecordBatch>,
+) -> anyhow::Result<()> {
+    write_bytes(path, render(scored, artifact, previous).as_bytes())?;
+    Ok(())
+}

@@ -1,0 +1,248 @@
+//! Scoring (SPEC §6): apply the trained models to the snapshot at `as_of` and derive
+//! every output column — risk, deciles, value segments and their forecast, value at
+//! risk, reasons, drivers, lifecycle stage, loyalty action and touchpoints.
+
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayRef, Date32Array, Float64Array, Int32Array, ListBuilder, RecordBatch, StringArray,
+    StringBuilder,
+};
+use arrow::datatypes::{DataType, Field, Schema};
+use serde::Serialize;
+
+use crate::artifact::ModelArtifact;
+use crate::asof::AsOf;
+use crate::features::{FeatureTable, column_f64};
+use crate::model::ModelError;
+use crate::segment::lifecycle::LifecycleFacts;
+use crate::segment::loyalty::recommend;
+use crate::segment::{ChurnDriver, LifecycleStage, LoyaltyAction, ValueSegment, WhaleCurve, value};
+use crate::taxonomy::Category;
+
+/// Scoring settings (from the pipeline config or flags).
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct ScoreParams {
+    /// Risk deciles 1..=this count as high risk for the loyalty action.
+    pub high_risk_deciles: u8,
+    /// Recommended touchpoints per subscriber with an action (1–3).
+    pub max_touchpoints: usize,
+    /// Reason codes per subscriber.
+    pub reasons: usize,
+}
+
+impl Default for ScoreParams {
+    fn default() -> Self {
+        ScoreParams {
+            high_risk_deciles: 3,
+            max_touchpoints: 2,
+            reasons: 3,
+        }
+    }
+}
+
+/// What scoring produced, besides the table.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScoreSummary {
+    pub rows: usize,
+    pub mean_churn_probability: f64,
+    pub value_at_risk: f64,
+    pub segments: [usize; 3],
+    pub actions: Vec<(String, usize)>,
+    pub drivers: Vec<(String, usize)>,
+    pub whale: WhaleCurve,
+}
+
+/// The scored table and its summary.
+pub struct Scored {
+    pub batch: RecordBatch,
+    pub summary: ScoreSummary,
+}
+
+/// Risk deciles: 1 for the riskiest 10%, ties in input order.
+pub fn risk_deciles(probs: &[f64]) -> Vec<i32> {
+    let mut order: Vec<usize> = (0..probs.len()).collect();
+    order.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]));
+    let n = probs.len().max(1);
+    let mut deciles = vec![10; probs.len()];
+    for (rank, &i) in order.iter().enumerate() {
+        deciles[i] = (rank * 10 / n) as i32 + 1;
+    }
+    deciles
+}
+
+/// Scores a feature table with a trained artifact.
+pub fn score(
+    table: &FeatureTable,
+    artifact: &ModelArtifact,
+    params: &ScoreParams,
+) -> Result<Scored, ModelError> {
+    let batch = &table.batch;
+    let n = batch.num_rows();
+    let probs = artifact.churn.predict_proba(batch)?;
+    let deciles = risk_deciles(&probs);
+    let profit = column_f64(batch, "profit_90d");
+    let segments = value::assign(&profit);
+    let predicted = artifact.value.predict(batch)?;
+    let reasons = artifact.churn.reasons(batch, params.reasons)?;
+    let horizon = artifact.window.horizon_days as f64;
+    // Expected profit over the horizon: the trailing 90-day profit at the same rate,
+    // never below zero (losing an unprofitable customer puts no value at risk).
+    let value_at_risk: Vec<f64> = probs
+        .iter()
+        .zip(&profit)
+        .map(|(p, pr)| p * pr.filter(|v| v.is_finite()).unwrap_or(0.0).max(0.0) * horizon / 90.0)
+        .collect();
+    let get = |name: &str| column_f64(batch, name);
+    let (tenure, use90, sub90, trial90) = (
+        get("tenure_days"),
+        get("use_90d"),
+        get("subscribe_90d"),
+        get("trial_90d"),
+    );
+    let (last_trial, last_sub, brand90) = (
+        get("days_since_last_trial"),
+        get("days_since_last_subscribe"),
+        get("brand_90d"),
+    );
+    let (sat, complain90, unresolved) = (
+        get("satisfaction_mean_90d"),
+        get("complain_90d"),
+        get("complaints_unresolved_90d"),
+    );
+    let category_use: Vec<Vec<Option<f64>>> = Category::ALL
+        .iter()
+        .map(|c| get(&format!("{c}_90d")))
+        .collect();
+    let zero = |v: &Option<f64>| v.unwrap_or(0.0);
+
+    let mut stage_out = Vec::with_capacity(n);
+    let mut action_out = Vec::with_capacity(n);
+    let mut driver_out = Vec::with_capacity(n);
+    let mut reasons_out = ListBuilder::new(StringBuilder::new());
+    let mut touch_out = ListBuilder::new(StringBuilder::new());
+    for i in 0..n {
+        let stage = LifecycleStage::classify(&LifecycleFacts {
+            tenure_days: zero(&tenure[i]),
+            use_90d: zero(&use90[i]),
+            subscribe_90d: zero(&sub90[i]),
+            trial_90d: zero(&trial90[i]),
+            days_since_last_trial: last_trial[i],
+            days_since_last_subscribe: last_sub[i],
+            brand_90d: zero(&brand90[i]),
+            satisfaction_mean_90d: sat[i],
+            complain_90d: zero(&complain90[i]),
+            complaints_unresolved_90d: zero(&unresolved[i]),
+        });
+        let driver = ChurnDriver::from_reasons(
+            reasons[i]
+                .iter()
+                .map(|r| (r.feature.as_str(), r.contribution)),
+        );
+        let high_risk = deciles[i] <= params.high_risk_deciles as i32;
+        let action = LoyaltyAction::choose(segments[i], high_risk, stage);
+        let used: [f64; 4] = std::array::from_fn(|c| zero(&category_use[c][i]));
+        for r in &reasons[i] {
+            reasons_out.values().append_value(r.to_string());
+        }
+        reasons_out.append(true);
+        for t in recommend(action, driver, &used, params.max_touchpoints) {
+            touch_out.values().append_value(t);
+        }
+        touch_out.append(true);
+        stage_out.push(stage.name());
+        action_out.push(action.name());
+        driver_out.push(driver.name());
+    }
+
+    let strings = |v: Vec<&str>| Arc::new(StringArray::from(v)) as ArrayRef;
+    let seg_names = |v: &[ValueSegment]| strings(v.iter().map(|s| s.name()).collect());
+    let ids = batch.column(0).clone();
+    let columns: Vec<(&str, ArrayRef)> = vec![
+        ("subscriber_id", ids),
+        (
+            "as_of",
+            Arc::new(Date32Array::from(vec![table.as_of.days(); n])),
+        ),
+        (
+            "churn_probability",
+            Arc::new(Float64Array::from(probs.clone())),
+        ),
+        ("risk_decile", Arc::new(Int32Array::from(deciles))),
+        ("profit_90d", Arc::new(Float64Array::from(profit.clone()))),
+        ("value_segment", seg_names(&segments)),
+        ("predicted_value_segment", seg_names(&predicted)),
+        (
+            "value_at_risk",
+            Arc::new(Float64Array::from(value_at_risk.clone())),
+        ),
+        ("churn_driver", strings(driver_out.clone())),
+        ("reasons", Arc::new(reasons_out.finish())),
+        ("lifecycle_stage", strings(stage_out)),
+        ("loyalty_action", strings(action_out.clone())),
+        ("recommended_touchpoints", Arc::new(touch_out.finish())),
+        (
+            "model_version",
+            strings(vec![artifact.model_version.as_str(); n]),
+        ),
+    ];
+    let fields: Vec<Field> = columns
+        .iter()
+        .map(|(name, c)| {
+            let nullable = c.null_count() > 0
+                || matches!(c.data_type(), DataType::List(_) | DataType::Float64);
+            Field::new(*name, c.data_type().clone(), nullable)
+        })
+        .collect();
+    let out = RecordBatch::try_new(
+        Arc::new(Schema::new(fields)),
+        columns.into_iter().map(|(_, c)| c).collect(),
+    )
+    .map_err(|e| ModelError::Data(e.to_string()))?;
+
+    let count = |names: &[&str], all: &[&str]| -> Vec<(String, usize)> {
+        all.iter()
+            .map(|a| (a.to_string(), names.iter().filter(|n| *n == a).count()))
+            .collect()
+    };
+    let summary = ScoreSummary {
+        rows: n,
+        mean_churn_probability: if n > 0 {
+            probs.iter().sum::<f64>() / n as f64
+        } else {
+            0.0
+        },
+        value_at_risk: value_at_risk.iter().sum(),
+        segments: std::array::from_fn(|s| segments.iter().filter(|x| x.index() == s).count()),
+        actions: count(&action_out, &LoyaltyAction::ALL.map(|a| a.name())),
+        drivers: count(&driver_out, &ChurnDriver::ALL.map(|d| d.name())),
+        whale: WhaleCurve::from_profit(&profit),
+    };
+    Ok(Scored {
+        batch: out,
+        summary,
+    })
+}
+
+/// The `as_of` a scored table was made for, when it says.
+pub fn scored_as_of(batch: &RecordBatch) -> Option<AsOf> {
+    let dates = batch
+        .column_by_name("as_of")?
+        .as_any()
+        .downcast_ref::<Date32Array>()?;
+    (!dates.is_empty()).then(|| AsOf::from_days(dates.value(0)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::risk_deciles;
+
+    #[test]
+    fn deciles_put_the_riskiest_tenth_first() {
+        let probs: Vec<f64> = (0..100).map(|i| i as f64 / 100.0).collect();
+        let d = risk_deciles(&probs);
+        assert_eq!(d[99], 1);
+        assert_eq!(d[0], 10);
+        assert_eq!(d.iter().filter(|&&x| x == 1).count(), 10);
+    }
+}

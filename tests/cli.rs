@@ -1,0 +1,272 @@
+//! End-to-end tests that run the real `churnseg` binary on small generated data in a
+//! temporary directory and check outputs and exit codes.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use arrow::array::{Array, AsArray, RecordBatch};
+
+fn churnseg(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_churnseg"))
+        .args(args)
+        .output()
+        .expect("the binary runs")
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = churnseg(args);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "churnseg {args:?} failed:\n{stderr}");
+    stderr
+}
+
+fn read(path: &Path) -> RecordBatch {
+    let file = std::fs::File::open(path).unwrap();
+    let reader =
+        parquet::arrow::arrow_reader::ParquetRecordBatchReader::try_new(file, 1 << 20).unwrap();
+    let batches: Vec<RecordBatch> = reader.map(Result::unwrap).collect();
+    arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap()
+}
+
+/// Small generated data shared by the tests (generated once per test binary).
+fn data() -> &'static PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("churnseg-cli-{}", std::process::id()));
+        let out = dir.join("data");
+        ok(&[
+            "generate",
+            "--subscribers",
+            "3000",
+            "--days",
+            "300",
+            "--seed",
+            "7",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        dir
+    })
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn generate_is_deterministic() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    ok(&[
+        "generate",
+        "--subscribers",
+        "500",
+        "--days",
+        "120",
+        "--seed",
+        "3",
+        "--out",
+        s(&a),
+    ]);
+    ok(&[
+        "--threads",
+        "1",
+        "generate",
+        "--subscribers",
+        "500",
+        "--days",
+        "120",
+        "--seed",
+        "3",
+        "--out",
+        s(&b),
+    ]);
+    for f in [
+        "subscribers.parquet",
+        "interactions.parquet",
+        "taxonomy.toml",
+    ] {
+        assert_eq!(
+            std::fs::read(a.join(f)).unwrap(),
+            std::fs::read(b.join(f)).unwrap(),
+            "{f} differs"
+        );
+    }
+}
+
+#[test]
+fn features_one_row_per_active_subscriber_and_identical_across_threads() {
+    let d = data().join("data");
+    let dir = tempfile::tempdir().unwrap();
+    let (one, many) = (dir.path().join("f1.parquet"), dir.path().join("f4.parquet"));
+    let subs = d.join("subscribers.parquet");
+    let events = d.join("interactions.parquet");
+    let common = [
+        "--subscribers",
+        s(&subs),
+        "--interactions",
+        s(&events),
+        "--as-of",
+        "2026-05-01",
+    ];
+    let log = ok(&[
+        &["--threads", "1", "features"][..],
+        &common,
+        &["--out", s(&one)],
+    ]
+    .concat());
+    assert!(log.contains("features done in"), "{log}");
+    ok(&[
+        &["--threads", "4", "features"][..],
+        &common,
+        &["--out", s(&many)],
+    ]
+    .concat());
+    assert_eq!(std::fs::read(&one).unwrap(), std::fs::read(&many).unwrap());
+    let batch = read(&one);
+    for name in [
+        "tenure_days",
+        "events_7d",
+        "brand_90d",
+        "unsubscribe_30d",
+        "days_since_last_complain",
+        "use_trend",
+        "profit_90d",
+        "plan",
+    ] {
+        assert!(batch.column_by_name(name).is_some(), "missing {name}");
+    }
+    let ids = batch.column_by_name("subscriber_id").unwrap();
+    assert_eq!(ids.null_count(), 0);
+    assert!(batch.num_rows() > 1000);
+}
+
+#[test]
+fn train_score_report_end_to_end() {
+    let d = data().join("data");
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("model");
+    let scored = dir.path().join("scored.parquet");
+    let subs = d.join("subscribers.parquet");
+    let events = d.join("interactions.parquet");
+    let inputs = ["--subscribers", s(&subs), "--interactions", s(&events)];
+    let log = ok(&[
+        &["train"][..],
+        &inputs,
+        &[
+            "--as-of",
+            "2026-03-01",
+            "--horizon",
+            "90",
+            "--trees",
+            "60",
+            "--out",
+            s(&model),
+        ],
+    ]
+    .concat());
+    assert!(log.contains("out_of_time"), "{log}");
+    ok(&[
+        &["score"][..],
+        &inputs,
+        &[
+            "--as-of",
+            "2026-04-15",
+            "--model",
+            s(&model),
+            "--out",
+            s(&scored),
+        ],
+    ]
+    .concat());
+    let batch = read(&scored);
+    for name in [
+        "subscriber_id",
+        "as_of",
+        "churn_probability",
+        "risk_decile",
+        "profit_90d",
+        "value_segment",
+        "predicted_value_segment",
+        "value_at_risk",
+        "churn_driver",
+        "reasons",
+        "lifecycle_stage",
+        "loyalty_action",
+        "recommended_touchpoints",
+        "model_version",
+    ] {
+        assert!(batch.column_by_name(name).is_some(), "missing {name}");
+    }
+    let p = batch
+        .column_by_name("churn_probability")
+        .unwrap()
+        .as_primitive::<arrow::datatypes::Float64Type>();
+    assert!(p.values().iter().all(|v| (0.0..=1.0).contains(v)));
+    let touch = batch
+        .column_by_name("recommended_touchpoints")
+        .unwrap()
+        .as_list::<i32>();
+    assert!((0..touch.len()).all(|i| touch.value(i).len() <= 3));
+    assert!(dir.path().join("scored.manifest.json").exists());
+
+    let report = dir.path().join("report.html");
+    ok(&[
+        "report",
+        "--scored",
+        s(&scored),
+        "--model",
+        s(&model),
+        "--out",
+        s(&report),
+    ]);
+    let html = std::fs::read_to_string(&report).unwrap();
+    assert!(html.matches("<svg").count() >= 5);
+    for id in ["lift", "calibration", "whale", "importance"] {
+        assert!(html.contains(&format!("id=\"{id}\"")), "no {id} section");
+    }
+    assert!(
+        !html.contains("http://")
+            || html
+                .matches("http://")
+                .all(|_| html.contains("http://www.w3.org/2000/svg"))
+    );
+}
+
+#[test]
+fn bad_input_fails_cleanly_and_keeps_the_previous_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("f.parquet");
+    std::fs::write(&out, b"previous good output").unwrap();
+    let missing = dir.path().join("nope.parquet");
+    let res = churnseg(&[
+        "features",
+        "--subscribers",
+        s(&missing),
+        "--as-of",
+        "2026-01-01",
+        "--out",
+        s(&out),
+    ]);
+    assert_eq!(res.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&res.stderr);
+    assert!(
+        err.contains("nope.parquet") && err.contains("does not exist"),
+        "{err}"
+    );
+    let corrupt = dir.path().join("corrupt.parquet");
+    std::fs::write(&corrupt, b"PAR1 this is not parquet").unwrap();
+    let res = churnseg(&[
+        "features",
+        "--subscribers",
+        s(&corrupt),
+        "--as-of",
+        "2026-01-01",
+        "--out",
+        s(&out),
+    ]);
+    assert_eq!(res.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&res.stderr).contains("corrupt.parquet"));
+    assert_eq!(std::fs::read(&out).unwrap(), b"previous good output");
+}
