@@ -72,7 +72,7 @@ def main():
     out = tempfile.mkdtemp(prefix="churnseg-peers-")
     t = str(args.threads)
     cmds = {
-        "churnseg": [args.churnseg, "--quiet", "--threads", t, "features", "--core-only",
+        "churnseg": [args.churnseg, "--quiet", "--threads", t, "features",
                      "--subscribers", os.path.join(d, "subscribers.parquet"),
                      "--interactions", os.path.join(d, "interactions.parquet"),
                      "--taxonomy", os.path.join(d, "taxonomy.toml"),

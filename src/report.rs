@@ -52,13 +52,15 @@ const H: f64 = 300.0;
 const PAD: f64 = 48.0;
 
 /// An SVG frame with axes from (0,0) to (x_max, y_max); returns the opening markup and a
-/// function mapping data to pixels.
+/// function mapping data to pixels. `x_ticks` is false for bar charts, whose bars carry
+/// their own labels.
 fn frame(
     title: &str,
     x_label: &str,
     y_label: &str,
     x_max: f64,
     y_max: f64,
+    x_ticks: bool,
 ) -> (String, impl Fn(f64, f64) -> (f64, f64)) {
     let mut s = String::new();
     let _ = write!(
@@ -86,6 +88,9 @@ fn frame(
             s,
             r##"<line x1="{x0}" y1="{y:.1}" x2="{x1}" y2="{y:.1}" stroke="#eee"/>"##
         );
+        if !x_ticks {
+            continue;
+        }
         let _ = write!(
             s,
             r##"<text x="{x:.1}" y="{:.1}" font-size="10" text-anchor="middle" fill="#555">{}</text>"##,
@@ -151,7 +156,7 @@ fn bar_chart(
     color: &str,
 ) -> String {
     let y_max = bars.iter().map(|b| b.1).fold(0.0, f64::max).max(1e-9) * 1.1;
-    let (mut s, map) = frame(title, x_label, y_label, bars.len() as f64, y_max);
+    let (mut s, map) = frame(title, x_label, y_label, bars.len() as f64, y_max, false);
     for (i, (label, v)) in bars.iter().enumerate() {
         let (xa, ya) = map(i as f64 + 0.15, *v);
         let (xb, yb) = map(i as f64 + 0.85, 0.0);
@@ -295,6 +300,7 @@ pub fn render(
         "observed churn rate",
         1.0,
         1.0,
+        true,
     );
     cal.push_str(&polyline(&[map(0.0, 0.0), map(1.0, 1.0)], "#999", true));
     let pts: Vec<(f64, f64)> = v
@@ -324,6 +330,7 @@ pub fn render(
         "cumulative share of profit",
         1.0,
         y_max,
+        true,
     );
     let mut pts = vec![map(0.0, 0.0)];
     pts.extend(

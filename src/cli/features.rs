@@ -23,9 +23,10 @@ pub struct FeaturesArgs {
     /// Output Parquet file.
     #[arg(long)]
     pub out: PathBuf,
-    /// Only the SPEC core features (skip the extended ones, which read two more columns).
+    /// Also build the extended features the churn model uses (reason counts, handling
+    /// time); they read two more columns. Default: the SPEC core features only.
     #[arg(long)]
-    pub core_only: bool,
+    pub extended: bool,
 }
 
 pub fn run(args: FeaturesArgs, console: Console) -> anyhow::Result<()> {
@@ -37,7 +38,7 @@ pub fn run(args: FeaturesArgs, console: Console) -> anyhow::Result<()> {
     })?;
     let params = FeatureParams {
         as_of: args.as_of,
-        extended: !args.core_only,
+        extended: args.extended,
     };
     let table: FeatureTable = timings.time("features", || {
         pipeline::build_features(&inputs, params, &console)
