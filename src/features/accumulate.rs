@@ -218,7 +218,8 @@ impl<'a> Worker<'a> {
     pub fn add_batch(&mut self, ctx: &PassContext<'_>, ev: &EventColumns) {
         let n = ev.rows;
         self.counts.read += n as u64;
-        lookup_slots(ctx.index, ev.subscriber_id.as_ref(), &mut self.slots);
+        ctx.index
+            .lookup_into(ev.subscriber_id.as_ref(), &mut self.slots);
         if !ts_micros_into(ev.ts.as_ref(), &mut self.ts) {
             self.ts.clear();
             self.ts.resize(n, i64::MIN);
@@ -390,68 +391,7 @@ impl<'a> Worker<'a> {
 }
 
 /// A slot value for ids missing from the subscriber file.
-pub const UNKNOWN: u32 = u32::MAX - 1;
-
-/// Looks up every id of the batch: its accumulator slot, [`INACTIVE`] or [`UNKNOWN`].
-fn lookup_slots(index: &IdIndex, ids: &dyn Array, out: &mut Vec<u32>) {
-    out.clear();
-    match index {
-        IdIndex::Int(map) => {
-            let ids = match arrow::compute::cast(ids, &arrow::datatypes::DataType::Int64) {
-                Ok(a) => a,
-                Err(_) => {
-                    out.resize(ids.len(), UNKNOWN);
-                    return;
-                }
-            };
-            let ids = ids.as_primitive::<arrow::datatypes::Int64Type>();
-            out.extend(
-                ids.iter()
-                    .map(|id| id.and_then(|id| map.get(&id).copied()).unwrap_or(UNKNOWN)),
-            );
-        }
-        IdIndex::Str(map) => {
-            let mut codes_of_dict: Vec<u32> = Vec::new();
-            match ids.data_type() {
-                arrow::datatypes::DataType::Dictionary(_, _) => {
-                    let dict = ids.as_any_dictionary();
-                    if let Ok(values) =
-                        arrow::compute::cast(dict.values(), &arrow::datatypes::DataType::Utf8)
-                    {
-                        let values = values.as_string::<i32>();
-                        codes_of_dict.extend(
-                            values
-                                .iter()
-                                .map(|v| v.and_then(|v| map.get(v).copied()).unwrap_or(UNKNOWN)),
-                        );
-                    }
-                    let keys = dict.normalized_keys();
-                    out.extend(keys.iter().enumerate().map(|(row, &k)| {
-                        if ids.is_null(row) {
-                            UNKNOWN
-                        } else {
-                            codes_of_dict.get(k).copied().unwrap_or(UNKNOWN)
-                        }
-                    }));
-                }
-                _ => {
-                    let ids = match arrow::compute::cast(ids, &arrow::datatypes::DataType::Utf8) {
-                        Ok(a) => a,
-                        Err(_) => {
-                            out.resize(ids.len(), UNKNOWN);
-                            return;
-                        }
-                    };
-                    let ids = ids.as_string::<i32>();
-                    out.extend(
-                        ids.iter()
-                            .map(|id| id.and_then(|id| map.get(id).copied()).unwrap_or(UNKNOWN)),
-                    );
-                }
-            }
-        }
-    }
-}
+pub const UNKNOWN: u32 = crate::load::subscribers::MISSING;
 
 #[cfg(test)]
 mod tests {

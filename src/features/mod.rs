@@ -374,11 +374,10 @@ pub fn unknown_touchpoints(
             let known = coder.known();
             let mut per_code: Vec<u64> = Vec::new();
             let mut scratch = Vec::new();
-            let reader = events.source.read_row_group(
-                group,
-                &[events.names.touchpoint.as_str()],
-                64 * 1024,
-            )?;
+            let column = [events.names.touchpoint.as_str()];
+            let reader = events
+                .source
+                .read_row_group(group, &column, &column, 64 * 1024)?;
             for batch in reader {
                 let batch = batch.map_err(|e| events.source.corrupt(group.file, e))?;
                 codes::encode(batch.column(0).as_ref(), &mut scratch, |s| coder.code(s));

@@ -5,9 +5,13 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use arrow::datatypes::SchemaRef;
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, Schema, SchemaRef};
 use parquet::arrow::ProjectionMask;
-use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
+use parquet::arrow::arrow_reader::{
+    ArrowReaderOptions, ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder,
+};
 
 use super::LoadError;
 
@@ -112,14 +116,44 @@ impl ParquetSource {
     }
 
     /// A reader over the named columns of one row group (columns absent from the file
-    /// are simply not returned).
+    /// are simply not returned). String columns named in `dictionaries` are decoded as
+    /// dictionary arrays, so that dictionary-encoded pages are never expanded into one
+    /// string per row.
     pub fn read_row_group(
         &self,
         group: &RowGroupRef,
         columns: &[&str],
+        dictionaries: &[&str],
         batch_size: usize,
     ) -> Result<ParquetRecordBatchReader, LoadError> {
-        let builder = self.open(group.file)?;
+        let mut builder = self.open(group.file)?;
+        let schema = builder.schema().clone();
+        let hinted: Vec<arrow::datatypes::FieldRef> = schema
+            .fields()
+            .iter()
+            .map(|f| match f.data_type() {
+                DataType::Utf8 | DataType::LargeUtf8
+                    if dictionaries.contains(&f.name().as_str()) =>
+                {
+                    let dict = DataType::Dictionary(
+                        Box::new(DataType::Int32),
+                        Box::new(f.data_type().clone()),
+                    );
+                    Arc::new(f.as_ref().clone().with_data_type(dict))
+                }
+                _ => f.clone(),
+            })
+            .collect();
+        if hinted.iter().zip(schema.fields()).any(|(a, b)| a != b) {
+            let path = &self.files[group.file];
+            let file = File::open(path).map_err(|e| LoadError::Unreadable {
+                path: path.display().to_string(),
+                message: e.to_string(),
+            })?;
+            let options = ArrowReaderOptions::new().with_schema(Arc::new(Schema::new(hinted)));
+            builder = ParquetRecordBatchReaderBuilder::try_new_with_options(file, options)
+                .map_err(|e| self.corrupt(group.file, e))?;
+        }
         let mask = projection(&builder, columns);
         builder
             .with_projection(mask)

@@ -249,7 +249,14 @@ impl Interactions {
             &self.names.touchpoint,
         ];
         names.extend(fields.iter().map(|f| self.name(*f)));
-        let reader = self.source.read_row_group(group, &names, 64 * 1024)?;
+        let dictionaries = [
+            self.names.touchpoint.as_str(),
+            &self.names.channel,
+            &self.names.reason,
+        ];
+        let reader = self
+            .source
+            .read_row_group(group, &names, &dictionaries, 64 * 1024)?;
         for batch in reader {
             let batch = batch.map_err(|e| self.source.corrupt(group.file, e))?;
             let columns = self

@@ -52,8 +52,13 @@ impl SubscriberIds {
     }
 }
 
-/// Id → position in a chosen list of subscriber rows (usually the active ones).
+/// The slot [`IdIndex`] gives an id that is not in the subscriber table.
+pub const MISSING: u32 = u32::MAX - 1;
+
+/// Subscriber id → a slot (e.g. the position among active subscribers). Integer ids in a
+/// compact range are looked up in a plain array; other ids in a hash map.
 pub enum IdIndex {
+    Dense { min: i64, slots: Vec<u32> },
     Int(HashMap<i64, u32, RandomState>),
     Str(HashMap<String, u32, RandomState>),
 }
@@ -64,8 +69,20 @@ impl IdIndex {
         let hasher = RandomState::with_seeds(7, 11, 13, 17);
         match ids {
             SubscriberIds::Int(a) => {
+                let values = a.values();
+                let (min, max) = values
+                    .iter()
+                    .fold((i64::MAX, i64::MIN), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+                let span = (max as i128 - min as i128 + 1).max(0) as u128;
+                if !values.is_empty() && span <= 4 * values.len() as u128 + 1024 {
+                    let mut table = vec![MISSING; span as usize];
+                    for (&id, &slot) in values.iter().zip(slots) {
+                        table[(id - min) as usize] = slot;
+                    }
+                    return IdIndex::Dense { min, slots: table };
+                }
                 let mut map = HashMap::with_capacity_and_hasher(slots.len(), hasher);
-                map.extend(a.values().iter().zip(slots).map(|(&id, &slot)| (id, slot)));
+                map.extend(values.iter().zip(slots).map(|(&id, &slot)| (id, slot)));
                 IdIndex::Int(map)
             }
             SubscriberIds::Str(a) => {
@@ -80,8 +97,78 @@ impl IdIndex {
         }
     }
 
+    /// The slot of every id in `ids` (any integer or string-like array), [`MISSING`] for
+    /// ids not in the table and for nulls.
+    pub fn lookup_into(&self, ids: &dyn Array, out: &mut Vec<u32>) {
+        out.clear();
+        match self {
+            IdIndex::Dense { .. } | IdIndex::Int(_) => {
+                let Ok(ids) = cast(ids, &DataType::Int64) else {
+                    out.resize(ids.len(), MISSING);
+                    return;
+                };
+                let ids = ids.as_primitive::<Int64Type>();
+                let slot = |id: i64| match self {
+                    IdIndex::Dense { min, slots } => id
+                        .checked_sub(*min)
+                        .and_then(|o| slots.get(usize::try_from(o).ok()?))
+                        .copied()
+                        .unwrap_or(MISSING),
+                    IdIndex::Int(map) => map.get(&id).copied().unwrap_or(MISSING),
+                    IdIndex::Str(_) => MISSING,
+                };
+                if ids.null_count() == 0 {
+                    out.extend(ids.values().iter().map(|&id| slot(id)));
+                } else {
+                    out.extend(ids.iter().map(|id| id.map_or(MISSING, slot)));
+                }
+            }
+            IdIndex::Str(map) => {
+                let slot = |id: &str| map.get(id).copied().unwrap_or(MISSING);
+                if let DataType::Dictionary(_, _) = ids.data_type() {
+                    let dict = ids.as_any_dictionary();
+                    let values = cast(dict.values(), &DataType::Utf8).ok();
+                    let codes: Vec<u32> = values
+                        .as_ref()
+                        .map(|v| {
+                            v.as_string::<i32>()
+                                .iter()
+                                .map(|v| v.map_or(MISSING, slot))
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    out.extend(dict.normalized_keys().iter().enumerate().map(|(row, &k)| {
+                        if ids.is_null(row) {
+                            MISSING
+                        } else {
+                            codes.get(k).copied().unwrap_or(MISSING)
+                        }
+                    }));
+                    return;
+                }
+                let Ok(ids) = cast(ids, &DataType::Utf8) else {
+                    out.resize(ids.len(), MISSING);
+                    return;
+                };
+                // Events usually come in runs of one subscriber: remember the last id.
+                let mut last: (&str, u32) = ("", MISSING);
+                let mut has_last = false;
+                out.extend(ids.as_string::<i32>().iter().map(|id| match id {
+                    None => MISSING,
+                    Some(id) if has_last && id == last.0 => last.1,
+                    Some(id) => {
+                        last = (id, slot(id));
+                        has_last = true;
+                        last.1
+                    }
+                }));
+            }
+        }
+    }
+
     pub fn len(&self) -> usize {
         match self {
+            IdIndex::Dense { slots, .. } => slots.iter().filter(|&&s| s != MISSING).count(),
             IdIndex::Int(m) => m.len(),
             IdIndex::Str(m) => m.len(),
         }
