@@ -34,9 +34,15 @@ impl AsOf {
         self.0 as i64 * MICROS_PER_DAY
     }
 
-    /// The calendar date.
+    /// The calendar date (clamped to chrono's range for absurd day numbers).
     pub fn date(self) -> NaiveDate {
-        epoch() + chrono::Duration::days(self.0 as i64)
+        epoch()
+            .checked_add_signed(chrono::Duration::days(self.0 as i64))
+            .unwrap_or(if self.0 < 0 {
+                NaiveDate::MIN
+            } else {
+                NaiveDate::MAX
+            })
     }
 
     /// This date moved by `days` (negative for earlier).
@@ -61,7 +67,10 @@ impl FromStr for AsOf {
 
 impl fmt::Display for AsOf {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.date().format("%Y-%m-%d"))
+        match epoch().checked_add_signed(chrono::Duration::days(self.0 as i64)) {
+            Some(date) => write!(f, "{}", date.format("%Y-%m-%d")),
+            None => write!(f, "day {} after 1970-01-01", self.0),
+        }
     }
 }
 
@@ -89,5 +98,8 @@ mod tests {
         assert_eq!(a.micros() % MICROS_PER_DAY, 0);
         assert_eq!(AsOf::from_days(0).to_string(), "1970-01-01");
         assert!("2026-13-01".parse::<AsOf>().is_err());
+        // regression: out-of-range days from broken inputs used to panic when printed
+        assert!(AsOf::from_days(i32::MAX).to_string().contains("day"));
+        let _ = AsOf::from_days(i32::MIN).date();
     }
 }

@@ -124,7 +124,11 @@ fn frame(
 fn tick(v: f64) -> String {
     if v.abs() >= 1000.0 {
         let k = v / 1000.0;
-        if (k - k.round()).abs() < 1e-9 { format!("{k:.0}k") } else { format!("{k:.1}k") }
+        if (k - k.round()).abs() < 1e-9 {
+            format!("{k:.0}k")
+        } else {
+            format!("{k:.1}k")
+        }
     } else if v.fract().abs() < 1e-9 {
         format!("{v:.0}")
     } else {

@@ -213,18 +213,33 @@ fn train_score_report_end_to_end() {
 
     // A subscriber table without `region` no longer matches the model's schema.
     let full = read(&subs);
-    let keep: Vec<usize> = (0..full.num_columns()).filter(|&i| full.schema().field(i).name() != "region").collect();
+    let keep: Vec<usize> = (0..full.num_columns())
+        .filter(|&i| full.schema().field(i).name() != "region")
+        .collect();
     let fewer = dir.path().join("fewer.parquet");
     churnseg::write::write_parquet(&fewer, &full.project(&keep).unwrap()).unwrap();
     let before = std::fs::read(&scored).unwrap();
     let res = churnseg(&[
-        "score", "--subscribers", s(&fewer), "--interactions", s(&events), "--as-of", "2026-04-15", "--model", s(&model),
-        "--out", s(&scored),
+        "score",
+        "--subscribers",
+        s(&fewer),
+        "--interactions",
+        s(&events),
+        "--as-of",
+        "2026-04-15",
+        "--model",
+        s(&model),
+        "--out",
+        s(&scored),
     ]);
     let err = String::from_utf8_lossy(&res.stderr);
     assert_eq!(res.status.code(), Some(2), "{err}");
     assert!(err.contains("region") && !err.contains("panicked"), "{err}");
-    assert_eq!(std::fs::read(&scored).unwrap(), before, "the previous scored file must survive");
+    assert_eq!(
+        std::fs::read(&scored).unwrap(),
+        before,
+        "the previous scored file must survive"
+    );
 
     let report = dir.path().join("report.html");
     ok(&[

@@ -3,7 +3,11 @@
 use std::process::Command;
 
 fn help(args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_churnseg")).args(args).arg("--help").output().expect("runs");
+    let out = Command::new(env!("CARGO_BIN_EXE_churnseg"))
+        .args(args)
+        .arg("--help")
+        .output()
+        .expect("runs");
     assert!(out.status.success());
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
@@ -11,7 +15,9 @@ fn help(args: &[&str]) -> String {
 #[test]
 fn help_texts() {
     insta::assert_snapshot!("main", help(&[]));
-    for command in ["generate", "validate", "features", "train", "score", "run", "report"] {
+    for command in [
+        "generate", "validate", "features", "train", "score", "run", "report",
+    ] {
         let text = help(&[command]);
         if command != "run" {
             assert!(text.contains("Example:"), "{command} --help has no example");
