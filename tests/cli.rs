@@ -211,6 +211,48 @@ fn train_score_report_end_to_end() {
     assert!((0..touch.len()).all(|i| touch.value(i).len() <= 3));
     assert!(dir.path().join("scored.manifest.json").exists());
 
+    // The same inputs and seed give byte-identical models and scores on 1 and 8 threads.
+    std::fs::create_dir_all(dir.path().join("one")).unwrap();
+    let model1 = dir.path().join("one").join("model");
+    let scored1 = dir.path().join("scored1.parquet");
+    ok(&[
+        &["--threads", "1", "train"][..],
+        &inputs,
+        &[
+            "--as-of",
+            "2026-03-01",
+            "--horizon",
+            "90",
+            "--trees",
+            "60",
+            "--out",
+            s(&model1),
+        ],
+    ]
+    .concat());
+    ok(&[
+        &["--threads", "8", "score"][..],
+        &inputs,
+        &[
+            "--as-of",
+            "2026-04-15",
+            "--model",
+            s(&model1),
+            "--out",
+            s(&scored1),
+        ],
+    ]
+    .concat());
+    let same = |a: &Path, b: &Path| std::fs::read(a).unwrap() == std::fs::read(b).unwrap();
+    assert!(
+        same(&model.join("model.json"), &model1.join("model.json")),
+        "model differs between 1 and default threads"
+    );
+    assert!(
+        same(&scored, &scored1),
+        "scores differ between default and 8 threads"
+    );
+
     // A subscriber table without `region` no longer matches the model's schema.
     let full = read(&subs);
     let keep: Vec<usize> = (0..full.num_columns())
