@@ -445,7 +445,26 @@ pub fn render(
         "loyalty_action",
         &["retain", "reward", "upsell", "nurture", "reduce_cost"],
     );
-    charts.push(("actions", "Loyalty actions", bar_chart("Loyalty actions", "action", "subscribers", &actions, "#16a085"), "Retain the valuable at risk, reward the loyal, upsell the middle, and spend no retention money on the unprofitable.".into()));
+    let targeted = strings(scored, "targeted")
+        .iter()
+        .filter(|t| t.as_str() == "true")
+        .count();
+    let expected: f64 = column_f64(scored, "expected_return").iter().flatten().sum();
+    let budget_note = if targeted > 0 {
+        format!(
+            " Within the budget, {targeted} subscribers are targeted for an expected net return of {expected:.0}."
+        )
+    } else {
+        " No retention budget was given, so nobody is targeted.".to_string()
+    };
+    charts.push((
+        "actions",
+        "Loyalty actions",
+        bar_chart("Loyalty actions", "action", "subscribers", &actions, "#16a085"),
+        format!(
+            "Retain the valuable at risk, reward the loyal, upsell the middle, and spend no retention money on the unprofitable.{budget_note}"
+        ),
+    ));
 
     if let Some(prev) = previous {
         let mv = movement(prev, scored);

@@ -5,8 +5,8 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, Date32Array, Float64Array, Int32Array, ListBuilder, RecordBatch, StringArray,
-    StringBuilder,
+    ArrayRef, BooleanArray, Date32Array, Float64Array, Int32Array, ListBuilder, RecordBatch,
+    StringArray, StringBuilder,
 };
 use arrow::datatypes::{DataType, Field, Schema};
 use serde::Serialize;
@@ -29,6 +29,12 @@ pub struct ScoreParams {
     pub max_touchpoints: usize,
     /// Reason codes per subscriber.
     pub reasons: usize,
+    /// Retention budget for this run; `None` targets nobody.
+    pub budget: Option<f64>,
+    /// Cost of one retention offer.
+    pub offer_cost: f64,
+    /// Share of would-be churners an offer keeps.
+    pub save_rate: f64,
 }
 
 impl Default for ScoreParams {
@@ -37,6 +43,9 @@ impl Default for ScoreParams {
             high_risk_deciles: 3,
             max_touchpoints: 2,
             reasons: 3,
+            budget: None,
+            offer_cost: 10.0,
+            save_rate: 0.3,
         }
     }
 }
@@ -51,6 +60,56 @@ pub struct ScoreSummary {
     pub actions: Vec<(String, usize)>,
     pub drivers: Vec<(String, usize)>,
     pub whale: WhaleCurve,
+    pub targeting: Targeting,
+}
+
+/// The outcome of budgeted targeting.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Targeting {
+    pub budget: Option<f64>,
+    pub offer_cost: f64,
+    pub save_rate: f64,
+    pub targeted: usize,
+    pub spend: f64,
+    /// Expected profit kept by the offers, before their cost.
+    pub expected_saved_profit: f64,
+    /// Expected saved profit minus spend.
+    pub expected_return: f64,
+}
+
+/// Chooses whom to target: each offer costs `offer_cost` and is expected to save
+/// `save_rate × value_at_risk`; the subscribers with the largest positive net gain are
+/// taken, best first, until the budget runs out. With equal costs this greedy choice
+/// maximises the expected saved profit within the budget. Returns the net gain of each
+/// targeted subscriber (`None` for the others) and the totals.
+pub fn target(value_at_risk: &[f64], params: &ScoreParams) -> (Vec<Option<f64>>, Targeting) {
+    let mut out = vec![None; value_at_risk.len()];
+    let mut t = Targeting {
+        budget: params.budget,
+        offer_cost: params.offer_cost,
+        save_rate: params.save_rate,
+        ..Default::default()
+    };
+    let Some(budget) = params.budget else {
+        return (out, t);
+    };
+    let gain: Vec<f64> = value_at_risk
+        .iter()
+        .map(|v| params.save_rate * v - params.offer_cost)
+        .collect();
+    let mut order: Vec<usize> = (0..gain.len()).filter(|&i| gain[i] > 0.0).collect();
+    order.sort_by(|&a, &b| gain[b].total_cmp(&gain[a]));
+    for i in order {
+        if t.spend + params.offer_cost > budget {
+            break;
+        }
+        t.spend += params.offer_cost;
+        t.targeted += 1;
+        t.expected_return += gain[i];
+        out[i] = Some(gain[i]);
+    }
+    t.expected_saved_profit = t.expected_return + t.spend;
+    (out, t)
 }
 
 /// The scored table and its summary.
@@ -93,6 +152,7 @@ pub fn score(
         .zip(&profit)
         .map(|(p, pr)| p * pr.filter(|v| v.is_finite()).unwrap_or(0.0).max(0.0) * horizon / 90.0)
         .collect();
+    let (gains, targeting) = target(&value_at_risk, params);
     let get = |name: &str| column_f64(batch, name);
     let (tenure, use90, sub90, trial90) = (
         get("tenure_days"),
@@ -185,6 +245,13 @@ pub fn score(
             "model_version",
             strings(vec![artifact.model_version.as_str(); n]),
         ),
+        (
+            "targeted",
+            Arc::new(BooleanArray::from_iter(
+                gains.iter().map(|g| Some(g.is_some())),
+            )),
+        ),
+        ("expected_return", Arc::new(Float64Array::from(gains))),
     ];
     let fields: Vec<Field> = columns
         .iter()
@@ -217,6 +284,7 @@ pub fn score(
         actions: count(&action_out, &LoyaltyAction::ALL.map(|a| a.name())),
         drivers: count(&driver_out, &ChurnDriver::ALL.map(|d| d.name())),
         whale: WhaleCurve::from_profit(&profit),
+        targeting,
     };
     Ok(Scored {
         batch: out,
@@ -236,6 +304,23 @@ pub fn scored_as_of(batch: &RecordBatch) -> Option<AsOf> {
 #[cfg(test)]
 mod tests {
     use super::risk_deciles;
+
+    #[test]
+    fn targeting_takes_the_best_gains_within_budget() {
+        let params = super::ScoreParams {
+            budget: Some(25.0),
+            offer_cost: 10.0,
+            save_rate: 0.5,
+            ..Default::default()
+        };
+        let (gains, t) = super::target(&[100.0, 10.0, 300.0, 50.0], &params);
+        assert_eq!(t.targeted, 2);
+        assert_eq!(gains, vec![Some(40.0), None, Some(140.0), None]);
+        assert_eq!(t.spend, 20.0);
+        assert_eq!(t.expected_return, 180.0);
+        let none = super::ScoreParams::default();
+        assert_eq!(super::target(&[100.0], &none).1.targeted, 0);
+    }
 
     #[test]
     fn deciles_put_the_riskiest_tenth_first() {

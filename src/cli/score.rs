@@ -31,6 +31,15 @@ pub struct ScoreArgs {
     /// Recommended touchpoints per subscriber (1–3).
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(1..=3))]
     pub max_touchpoints: u8,
+    /// Retention budget: mark `targeted` the subscribers with the best expected return.
+    #[arg(long)]
+    pub budget: Option<f64>,
+    /// Cost of one retention offer.
+    #[arg(long, default_value_t = 10.0)]
+    pub offer_cost: f64,
+    /// Share of would-be churners an offer keeps.
+    #[arg(long, default_value_t = 0.3)]
+    pub save_rate: f64,
 }
 
 pub fn run(args: ScoreArgs, console: Console) -> anyhow::Result<()> {
@@ -40,8 +49,22 @@ pub fn run(args: ScoreArgs, console: Console) -> anyhow::Result<()> {
     let params = ScoreParams {
         high_risk_deciles: args.high_risk_deciles,
         max_touchpoints: args.max_touchpoints as usize,
+        budget: args.budget,
+        offer_cost: args.offer_cost,
+        save_rate: args.save_rate,
         ..ScoreParams::default()
     };
+    if args.budget.is_some_and(|b| !(b >= 0.0))
+        || !(args.offer_cost > 0.0)
+        || !(0.0..=1.0).contains(&args.save_rate)
+    {
+        anyhow::bail!(
+            "`--budget` must be at least 0, `--offer-cost` above 0 and `--save-rate` between 0 and 1 (found {:?}, {}, {})",
+            args.budget,
+            args.offer_cost,
+            args.save_rate
+        );
+    }
     let outcome = job::score_to_file(
         &spec,
         args.inputs.strict,

@@ -117,6 +117,15 @@ pub struct ScoreConfig {
     /// Recommended touchpoints per subscriber (1–3). Default 2.
     #[serde(default = "default_touchpoints")]
     pub max_touchpoints: usize,
+    /// Retention budget per run; default none (nobody `targeted`).
+    #[serde(default)]
+    pub budget: Option<f64>,
+    /// Cost of one retention offer. Default 10.
+    #[serde(default = "default_offer_cost")]
+    pub offer_cost: f64,
+    /// Share of would-be churners an offer keeps. Default 0.3.
+    #[serde(default = "default_save_rate")]
+    pub save_rate: f64,
 }
 
 /// Outputs.
@@ -159,6 +168,12 @@ fn default_high_risk_deciles() -> u8 {
 }
 fn default_touchpoints() -> usize {
     2
+}
+fn default_offer_cost() -> f64 {
+    10.0
+}
+fn default_save_rate() -> f64 {
+    0.3
 }
 
 /// Why a config could not be used.
@@ -225,6 +240,21 @@ impl PipelineConfig {
             problems.push(format!(
                 "`score.max_touchpoints` must be 1 to 3, found {}",
                 self.score.max_touchpoints
+            ));
+        }
+        if self.score.budget.is_some_and(|b| !(b >= 0.0)) {
+            problems.push("`score.budget` must be at least 0".to_string());
+        }
+        if !(self.score.offer_cost > 0.0) {
+            problems.push(format!(
+                "`score.offer_cost` must be above 0, found {}",
+                self.score.offer_cost
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.score.save_rate) {
+            problems.push(format!(
+                "`score.save_rate` must be between 0 and 1, found {}",
+                self.score.save_rate
             ));
         }
         if self.train.as_of > self.score.as_of {

@@ -82,6 +82,7 @@ impl ScoreOutcome {
                     .collect::<Vec<_>>()
                     .join(", "),
             ),
+            ("targeting", targeting_line(&s.targeting)),
             ("timings", super::timings_line(&self.timings)),
             (
                 "peak memory",
@@ -98,6 +99,16 @@ impl ScoreOutcome {
                     .join(", "),
             ),
         ]
+    }
+}
+
+fn targeting_line(t: &crate::score::Targeting) -> String {
+    match t.budget {
+        None => "no budget given (nobody targeted)".to_string(),
+        Some(b) => format!(
+            "{} targeted for {:.0} of {:.0}; expected saved profit {:.0}, net return {:.0}",
+            t.targeted, t.spend, b, t.expected_saved_profit, t.expected_return
+        ),
     }
 }
 
@@ -242,6 +253,9 @@ pub fn run_config(config_path: &Path, console: &Console) -> anyhow::Result<()> {
     let params = ScoreParams {
         high_risk_deciles: config.score.high_risk_deciles,
         max_touchpoints: config.score.max_touchpoints,
+        budget: config.score.budget,
+        offer_cost: config.score.offer_cost,
+        save_rate: config.score.save_rate,
         ..ScoreParams::default()
     };
     let scored_path = config.output.dir.join("scored.parquet");
