@@ -35,6 +35,7 @@ use rand_distr::{Distribution, Exp, Normal, Poisson};
 use rayon::prelude::*;
 
 use crate::asof::{AsOf, MICROS_PER_DAY};
+use crate::segment::ChurnDriver;
 use crate::taxonomy::Taxonomy;
 use crate::write::{ParquetSink, WriteError, write_bytes};
 
@@ -93,18 +94,10 @@ const BLOCK: usize = 1024;
 /// Blocks generated in parallel before they are written.
 const WAVE: usize = 32;
 
-/// The driver of a churn.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Driver {
-    Service,
-    Price,
-    Product,
-}
-
 struct Subscriber {
     signup: i32,
     churn: Option<i32>,
-    driver: Option<Driver>,
+    driver: Option<ChurnDriver>,
     monthly_revenue: f64,
     monthly_cost: f64,
     plan: &'static str,
@@ -240,16 +233,17 @@ fn subscriber<R: Rng>(
             .unwrap_or(f64::INFINITY)
     };
     let risks = [
-        (draw(rng, rate_service), Driver::Service),
-        (draw(rng, rate_price), Driver::Price),
-        (draw(rng, rate_product), Driver::Product),
+        (draw(rng, rate_service), ChurnDriver::Service),
+        (draw(rng, rate_price), ChurnDriver::Price),
+        (draw(rng, rate_product), ChurnDriver::Product),
     ];
-    let (first, driver) = risks
-        .iter()
-        .copied()
-        .fold((f64::INFINITY, Driver::Service), |a, b| {
-            if b.0 < a.0 { b } else { a }
-        });
+    let (first, driver) =
+        risks
+            .iter()
+            .copied()
+            .fold((f64::INFINITY, ChurnDriver::Service), |a, b| {
+                if b.0 < a.0 { b } else { a }
+            });
     let churn_day = from as f64 + first.max(1.0);
     let (churn, driver) = if churn_day < end as f64 {
         (Some(churn_day as i32), Some(driver))
@@ -271,7 +265,7 @@ fn subscriber<R: Rng>(
     };
     let fading = |ts: i64| -> f64 {
         match footprint {
-            Some((a, c, Driver::Product)) if ts >= a as i64 * MICROS_PER_DAY => {
+            Some((a, c, ChurnDriver::Product)) if ts >= a as i64 * MICROS_PER_DAY => {
                 let f = (ts as f64 / MICROS_PER_DAY as f64 - a as f64) / (c - a).max(1) as f64;
                 1.0 - 0.85 * f.clamp(0.0, 1.0)
             }
@@ -440,7 +434,7 @@ fn subscriber<R: Rng>(
     if let Some((a, c, d)) = footprint {
         let a = a.max(from);
         match d {
-            Driver::Service => {
+            ChurnDriver::Service => {
                 for _ in 0..poisson(rng, 3.0) {
                     let mut e = Ev::new(
                         instant(rng, a, c),
@@ -461,7 +455,7 @@ fn subscriber<R: Rng>(
                     evs.push(e);
                 }
             }
-            Driver::Price => {
+            ChurnDriver::Price => {
                 for _ in 0..poisson(rng, 2.5) {
                     let mut e = Ev::new(
                         instant(rng, a, c),
@@ -481,7 +475,7 @@ fn subscriber<R: Rng>(
                     evs.push(e);
                 }
             }
-            Driver::Product => {
+            ChurnDriver::Product => {
                 if rng.random::<f64>() < 0.5 {
                     let mut e = Ev::new(
                         instant(rng, a, c),
@@ -690,24 +684,23 @@ fn subscriber_batch(
     Ok(RecordBatch::try_new(schema, columns)?)
 }
 
-/// The true churn driver of every generated subscriber (`None` for those who stay), for
-/// tests that check how well drivers are recovered.
-pub fn true_drivers(params: &GenerateParams) -> Vec<Option<Driver>> {
-    let (start, end) = window(params);
-    let blocks = params.subscribers.div_ceil(BLOCK);
-    (0..blocks)
-        .into_par_iter()
-        .map(|b| {
-            block(params, b, start, end)
-                .subscribers
-                .into_iter()
-                .map(|s| s.driver)
-                .collect::<Vec<_>>()
-        })
-        .collect::<Vec<_>>()
-        .into_iter()
-        .flatten()
-        .collect()
+/// What the model cannot see: each subscriber's churn date and true churn driver (null
+/// for those who stay), to check how well drivers are recovered. Kept out of
+/// `subscribers.parquet` so that it never becomes a feature.
+fn truth_batch(params: &GenerateParams, subs: &[Subscriber]) -> Result<RecordBatch, GenerateError> {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("subscriber_id", id_type(params), false),
+        Field::new("churn_date", DataType::Date32, true),
+        Field::new("churn_driver", DataType::Utf8, true),
+    ]));
+    let columns: Vec<ArrayRef> = vec![
+        id_array(params, 0..subs.len()),
+        Arc::new(Date32Array::from_iter(subs.iter().map(|s| s.churn))),
+        Arc::new(StringArray::from_iter(
+            subs.iter().map(|s| s.driver.map(ChurnDriver::name)),
+        )),
+    ];
+    Ok(RecordBatch::try_new(schema, columns)?)
 }
 
 fn window(params: &GenerateParams) -> (i32, i32) {
@@ -728,6 +721,7 @@ pub fn generate(
     let events_path = out_dir.join("interactions.parquet");
     let subs_path = out_dir.join("subscribers.parquet");
     let tax_path = out_dir.join("taxonomy.toml");
+    let truth_path = out_dir.join("truth.parquet");
     let schema = event_schema(params);
     let mut sink = ParquetSink::create(&events_path, schema.clone())?;
     let mut subscribers = Vec::with_capacity(params.subscribers);
@@ -750,13 +744,14 @@ pub fn generate(
     let churners = subscribers.iter().filter(|s| s.churn.is_some()).count();
     let subs_batch = subscriber_batch(params, &subscribers)?;
     crate::write::write_parquet(&subs_path, &subs_batch)?;
+    crate::write::write_parquet(&truth_path, &truth_batch(params, &subscribers)?)?;
     sink.commit()?;
     write_bytes(&tax_path, Taxonomy::shipped().to_toml().as_bytes())?;
     Ok(GenerateSummary {
         subscribers: subscribers.len(),
         events,
         churners,
-        files: vec![subs_path, events_path, tax_path],
+        files: vec![subs_path, events_path, tax_path, truth_path],
     })
 }
 
@@ -775,6 +770,7 @@ mod tests {
             "subscribers.parquet",
             "interactions.parquet",
             "taxonomy.toml",
+            "truth.parquet",
         ] {
             assert_eq!(
                 std::fs::read(dir.path().join("a").join(f)).unwrap(),
@@ -786,11 +782,25 @@ mod tests {
             (60.0..200.0).contains(&per_sub),
             "{per_sub} events per subscriber in 200 days"
         );
-        let drivers = true_drivers(&params);
-        let churned: Vec<Driver> = drivers.into_iter().flatten().collect();
+        let file = std::fs::File::open(dir.path().join("a").join("truth.parquet")).unwrap();
+        let batches: Vec<RecordBatch> =
+            parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+                .unwrap()
+                .build()
+                .unwrap()
+                .map(Result::unwrap)
+                .collect();
+        let truth = arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap();
+        let drivers = truth
+            .column_by_name("churn_driver")
+            .unwrap()
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .unwrap();
+        let churned: Vec<&str> = drivers.iter().flatten().collect();
         assert_eq!(churned.len(), a.churners);
         let service =
-            churned.iter().filter(|d| **d == Driver::Service).count() as f64 / churned.len() as f64;
+            churned.iter().filter(|d| **d == "service").count() as f64 / churned.len() as f64;
         assert!((0.6..0.8).contains(&service), "service share {service}");
     }
 }

@@ -15,6 +15,7 @@ use crate::artifact::ModelArtifact;
 use crate::asof::AsOf;
 use crate::features::{FeatureTable, column_f64};
 use crate::model::ModelError;
+use crate::segment::driver::FootprintReader;
 use crate::segment::lifecycle::LifecycleFacts;
 use crate::segment::loyalty::recommend;
 use crate::segment::{ChurnDriver, LifecycleStage, LoyaltyAction, ValueSegment, WhaleCurve, value};
@@ -175,6 +176,7 @@ pub fn score(
         .map(|c| get(&format!("{c}_90d")))
         .collect();
     let zero = |v: &Option<f64>| v.unwrap_or(0.0);
+    let footprints = FootprintReader::new(batch);
 
     let mut stage_out = Vec::with_capacity(n);
     let mut action_out = Vec::with_capacity(n);
@@ -194,11 +196,7 @@ pub fn score(
             complain_90d: zero(&complain90[i]),
             complaints_unresolved_90d: zero(&unresolved[i]),
         });
-        let driver = ChurnDriver::from_reasons(
-            reasons[i]
-                .iter()
-                .map(|r| (r.feature.as_str(), r.contribution)),
-        );
+        let driver = footprints.footprint(i).driver();
         let high_risk = deciles[i] <= params.high_risk_deciles as i32;
         let action = LoyaltyAction::choose(segments[i], high_risk, stage);
         let used: [f64; 4] = std::array::from_fn(|c| zero(&category_use[c][i]));

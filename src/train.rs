@@ -220,7 +220,12 @@ pub fn train(
     ));
 
     let step = console.progress(0, "fit", "");
-    let churn = ChurnModel::fit(&current.batch, &labels, &params.churn.check()?)?;
+    // The baselines are judged in the validation above; the final model needs none.
+    let final_params = ChurnParams {
+        baselines: false,
+        ..params.churn.clone()
+    };
+    let churn = ChurnModel::fit(&current.batch, &labels, &final_params.check()?)?;
     let in_sample = ChurnMetrics::evaluate(&churn.predict_proba(&current.batch)?, &labels);
     step.finish(format!(
         "churn model on {} rows ({} churners)",

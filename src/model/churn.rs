@@ -6,8 +6,11 @@
 //! 2. hold out a stratified `calibration_fraction` of the rows (seeded);
 //! 3. fit the boosted trees on the rest (early stopping, when asked, on the held-out rows);
 //! 4. choose Platt or isotonic calibration on the held-out rows;
-//! 5. fit the logistic and decision-tree baselines on the same rows as the trees;
-//! 6. keep the training-typical value of each feature for reason codes, and the trees'
+//! 5. refit the trees on every row, as many as step 3 kept, so that the final model
+//!    learns from all the data; the calibrator of step 4 maps its margins (`refit`,
+//!    on by default; without it the model of step 3 is kept);
+//! 6. fit the logistic and decision-tree baselines on the same rows as step 3;
+//! 7. keep the training-typical value of each feature for reason codes, and the trees'
 //!    gain importance.
 //!
 //! The artifact is plain serde data: the same inputs and parameters give the same bytes,
@@ -60,6 +63,9 @@ pub struct ChurnParams {
     /// Share of training rows held out for calibration, in [0, 0.5]; 0 turns calibration
     /// off (probabilities are then the trees' own). Default 0.2.
     pub calibration_fraction: f64,
+    /// After calibrating, refit the trees on every row (held-out rows included) with
+    /// the same number of trees. Default true.
+    pub refit: bool,
     /// Seed of every random choice. Default 42.
     pub seed: u64,
     /// Columns that are not features, besides `subscriber_id`. Default none.
@@ -89,6 +95,7 @@ impl Default for ChurnParams {
             scale_pos_weight: 1.0,
             early_stopping_rounds: None,
             calibration_fraction: 0.2,
+            refit: true,
             seed: 42,
             exclude: Vec::new(),
             min_level_count: 5,
@@ -179,8 +186,10 @@ pub struct FitSummary {
     pub rows: usize,
     /// Churners among them.
     pub positives: usize,
-    /// Rows the trees and baselines were fitted on.
+    /// Rows the calibrated trees and the baselines were fitted on.
     pub train_rows: usize,
+    /// Rows the final trees were refitted on (all of them), when they were.
+    pub refit_rows: Option<usize>,
     /// Rows held out for calibration.
     pub calibration_rows: usize,
     /// Trees in the model.
@@ -302,6 +311,18 @@ impl ChurnModel {
             let margins = gbdt.predict_margin(x_held.view())?;
             calibration::choose(&margins, &y_held, p.seed)
         };
+        let (gbdt, refit_rows) = if p.refit && !held.is_empty() {
+            let all_rows = ChurnParams {
+                n_trees: gbdt.trees.len().max(1),
+                early_stopping_rounds: None,
+                ..p.clone()
+            }
+            .check()?;
+            let refit = all_rows.gbdt.fit_matrix(x.view(), labels, &types, None)?;
+            (refit, Some(rows))
+        } else {
+            (gbdt, None)
+        };
 
         let typical = schema.typical_values(&x);
         let importance = explain::gain_importance(&schema.names(), &gbdt.gain);
@@ -309,6 +330,7 @@ impl ChurnModel {
             rows,
             positives,
             train_rows: train.len(),
+            refit_rows,
             calibration_rows: held.len(),
             trees: gbdt.trees.len(),
             calibration,

@@ -1,0 +1,221 @@
+#!/usr/bin/env python3
+"""churnseg's churn model against LightGBM and logistic regression, end to end.
+
+Two protocols, both through the `churnseg` binary, so what is measured is what users run:
+
+* `synthetic`: `churnseg generate` data. Both sides train on the snapshot at T1 with
+  labels `churn_date ∈ [T1, T1 + 90)` and are judged on the snapshot at T2 = T1 + 57
+  against realised churn in `[T2, T2 + 90)`. LightGBM and logistic regression get the
+  features `churnseg features` writes (the same rows and columns the churn model sees);
+  churnseg gets `churnseg train` then `churnseg score`.
+* `real`: the subscriber-only data sets of shared/datasets, stratified 80/20 split with
+  seed 42; churnseg trains on the 80% file and scores the 20% file.
+
+Prints one JSON line per data set and model (test ROC AUC, ECE over 10 bins, Brier, fit
+seconds) and the AUC gaps. Fit seconds: LightGBM's `fit`; churnseg's `fit` step of
+`train` (the final churn model with its calibration and baselines, as logged).
+
+  python3 -m venv .venv && .venv/bin/pip install lightgbm scikit-learn pandas pyarrow
+  cargo build --release
+  .venv/bin/python benches/model_vs_lightgbm.py --bin target/release/churnseg --threads 2
+"""
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parent.parent
+DATASETS = ROOT.parent / "shared" / "datasets"
+
+
+def ece(p, y, bins=10):
+    p, y = np.asarray(p, float), np.asarray(y, float)
+    idx = np.minimum((p * bins).astype(int), bins - 1)
+    total = 0.0
+    for b in range(bins):
+        m = idx == b
+        if m.any():
+            total += m.sum() / len(p) * abs(p[m].mean() - y[m].mean())
+    return total
+
+
+def judge(name, model, p, y, fit_s):
+    from sklearn.metrics import brier_score_loss, roc_auc_score
+
+    row = {"data": name, "model": model, "test_rows": int(len(y)),
+           "test_auc": round(float(roc_auc_score(y, p)), 5),
+           "ece": round(float(ece(p, y)), 5),
+           "brier": round(float(brier_score_loss(y, p)), 5),
+           "fit_s": None if fit_s is None else round(fit_s, 3)}
+    print(json.dumps(row), flush=True)
+    return row
+
+
+def sh(args, threads):
+    env = dict(os.environ, RAYON_NUM_THREADS=str(threads))
+    r = subprocess.run([str(a) for a in args], capture_output=True, text=True, env=env)
+    if r.returncode != 0:
+        raise SystemExit(f"{' '.join(map(str, args))} failed:\n{r.stderr}")
+    return r.stderr + r.stdout
+
+
+def fit_seconds(log):
+    """The churn model's fit step as `train` logs it ("fit ... (12.3 s)")."""
+    for line in log.splitlines():
+        if re.match(r"^\s*fit\b", line):
+            m = re.search(r"([0-9.]+) ?s\b", line)
+            if m:
+                return float(m.group(1))
+    return None
+
+
+def peers(name, xtr, ytr, xte, yte, threads):
+    import lightgbm as lgb
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    cats = [c for c in xtr.columns if xtr[c].dtype == object or pd.api.types.is_string_dtype(xtr[c].dtype)]
+    for c in cats:
+        xtr[c] = xtr[c].astype("category")
+        xte[c] = pd.Categorical(xte[c], categories=xtr[c].cat.categories)
+    model = lgb.LGBMClassifier(objective="binary", n_estimators=300, learning_rate=0.05,
+                               num_leaves=31, n_jobs=threads, verbose=-1, random_state=42)
+    t0 = time.perf_counter()
+    model.fit(xtr, ytr)
+    fit = time.perf_counter() - t0
+    rows = [judge(name, "lightgbm", model.predict_proba(xte)[:, 1], yte, fit)]
+    nums = [c for c in xtr.columns if c not in cats]
+    pre = ColumnTransformer([
+        ("num", make_pipeline(SimpleImputer(strategy="median", add_indicator=True), StandardScaler()), nums),
+        ("cat", OneHotEncoder(handle_unknown="ignore"), cats),
+    ])
+    logit = make_pipeline(pre, LogisticRegression(max_iter=2000))
+    t0 = time.perf_counter()
+    logit.fit(xtr, ytr)
+    fit = time.perf_counter() - t0
+    rows.append(judge(name, "logistic", logit.predict_proba(xte)[:, 1], yte, fit))
+    return rows
+
+
+def labels(subs, ids, start, horizon):
+    s = subs.set_index("subscriber_id")["churn_date"].reindex(ids)
+    s = pd.to_datetime(s)
+    start = pd.Timestamp(start)
+    return ((s >= start) & (s < start + pd.Timedelta(days=horizon))).to_numpy()
+
+
+def synthetic(args, work):
+    data = work / "synthetic"
+    t1 = pd.Timestamp(args.t1)
+    t2 = t1 + pd.Timedelta(days=57)
+    if not (data / "subscribers.parquet").exists():
+        sh([args.bin, "generate", "--subscribers", args.subscribers, "--days", 365,
+            "--seed", args.seed, "--out", data, "--end", "2026-07-01"], args.threads)
+    inputs = ["--subscribers", data / "subscribers.parquet", "--interactions",
+              data / "interactions.parquet", "--taxonomy", data / "taxonomy.toml"]
+    subs = pd.read_parquet(data / "subscribers.parquet")
+    frames = {}
+    for t in (t1, t2):
+        out = work / f"features_{t.date()}.parquet"
+        sh([args.bin, "features", *inputs, "--as-of", t.date(), "--out", out, "--extended"], args.threads)
+        f = pd.read_parquet(out)
+        frames[t] = (f.drop(columns=["subscriber_id"]), labels(subs, f["subscriber_id"], t, 90),
+                     f["subscriber_id"])
+    xtr, ytr, _ = frames[t1]
+    xte, yte, ids = frames[t2]
+    rows = peers("synthetic", xtr.copy(), ytr, xte.copy(), yte, args.threads)
+    model = work / "model_synthetic"
+    log = sh([args.bin, "train", *inputs, "--as-of", t1.date(), "--horizon", 90, "--out", model],
+             args.threads)
+    scored = work / "scored_synthetic.parquet"
+    sh([args.bin, "score", *inputs, "--as-of", t2.date(), "--model", model, "--out", scored], args.threads)
+    s = pd.read_parquet(scored).set_index("subscriber_id").reindex(ids)
+    rows.append(judge("synthetic", "churnseg", s["churn_probability"].to_numpy(), yte, fit_seconds(log)))
+    drivers(data, s, yte)
+    return rows
+
+
+def drivers(data, scored, churned):
+    """`churn_driver` against the true driver of those who churn within the horizon."""
+    truth = pd.read_parquet(data / "truth.parquet").set_index("subscriber_id")["churn_driver"]
+    true = truth.reindex(scored.index)[churned]
+    got = scored["churn_driver"][churned]
+    accuracy = float((true == got).mean())
+    majority = float(true.value_counts(normalize=True).iloc[0])
+    print(json.dumps({"data": "synthetic", "churners": int(churned.sum()),
+                      "driver_accuracy": round(accuracy, 4), "majority_share": round(majority, 4),
+                      "confusion": pd.crosstab(true, got).to_dict()}), flush=True)
+
+
+def real(args, work, name, file):
+    from sklearn.model_selection import train_test_split
+
+    df = pd.read_parquet(DATASETS / file)
+    y = df["churn_date"].notna().to_numpy()
+    train, test = train_test_split(df, test_size=0.2, stratify=y, random_state=42)
+    trp, tep = work / f"{name}_train.parquet", work / f"{name}_test.parquet"
+    train.to_parquet(trp, index=False)
+    test.to_parquet(tep, index=False)
+    # The peers see what churnseg sees: its feature table of each file.
+    frames = []
+    for p in (trp, tep):
+        out = work / f"{name}_features_{p.stem}.parquet"
+        sh([args.bin, "features", "--subscribers", p, "--as-of", "2026-01-01", "--out", out], args.threads)
+        f = pd.read_parquet(out)
+        sub = pd.read_parquet(p)
+        frames.append((f.drop(columns=["subscriber_id"]), labels(sub, f["subscriber_id"], "2026-01-01", 30),
+                       f["subscriber_id"]))
+    (xtr, ytr, _), (xte, yte, ids) = frames
+    rows = peers(name, xtr.copy(), ytr, xte.copy(), yte, args.threads)
+    model = work / f"model_{name}"
+    log = sh([args.bin, "train", "--subscribers", trp, "--as-of", "2026-01-01", "--horizon", 30,
+              "--out", model], args.threads)
+    scored = work / f"scored_{name}.parquet"
+    sh([args.bin, "score", "--subscribers", tep, "--as-of", "2026-01-01", "--model", model,
+        "--out", scored], args.threads)
+    s = pd.read_parquet(scored).set_index("subscriber_id").reindex(ids)
+    rows.append(judge(name, "churnseg", s["churn_probability"].to_numpy(), yte, fit_seconds(log)))
+    return rows
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--bin", default=str(ROOT / "target" / "release" / "churnseg"))
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--subscribers", type=int, default=100_000)
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--t1", default="2026-01-01")
+    ap.add_argument("--work", type=Path, default=None, help="keep data here (default: a temp dir)")
+    ap.add_argument("--only", nargs="*", default=["synthetic", "iranian", "bank"])
+    args = ap.parse_args()
+    work = args.work or Path(tempfile.mkdtemp(prefix="churnseg-model-"))
+    work.mkdir(parents=True, exist_ok=True)
+    results = []
+    if "iranian" in args.only:
+        results += real(args, work, "iranian", "iranian_telecom_subscribers.parquet")
+    if "bank" in args.only:
+        results += real(args, work, "bank", "bank_card_subscribers.parquet")
+    if "synthetic" in args.only:
+        results += synthetic(args, work)
+    for name in dict.fromkeys(r["data"] for r in results):
+        by = {r["model"]: r for r in results if r["data"] == name}
+        best = max(by["lightgbm"]["test_auc"], by["logistic"]["test_auc"])
+        c = by["churnseg"]
+        print(f"{name}: churnseg AUC {c['test_auc']:.4f}, LightGBM {by['lightgbm']['test_auc']:.4f}, "
+              f"logistic {by['logistic']['test_auc']:.4f}, gap to best {c['test_auc'] - best:+.4f}; "
+              f"ECE {c['ece']:.4f}; fit {c['fit_s']} s vs LightGBM {by['lightgbm']['fit_s']} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,198 @@
+//! Model quality on generated data whose truth is known (`truth.parquet`: churn date and
+//! true churn driver): train at one date, score 57 days later with a 90-day horizon, and
+//! judge the scores against what really happened — the protocol the issues check with.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::Command;
+
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::datatypes::{Date32Type, Float64Type, Int32Type, Int64Type};
+
+fn ok(args: &[&str]) {
+    let out = Command::new(env!("CARGO_BIN_EXE_churnseg"))
+        .args(args)
+        .output()
+        .expect("the binary runs");
+    assert!(
+        out.status.success(),
+        "churnseg {args:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn read(path: &Path) -> RecordBatch {
+    let file = std::fs::File::open(path).unwrap();
+    let reader =
+        parquet::arrow::arrow_reader::ParquetRecordBatchReader::try_new(file, 1 << 20).unwrap();
+    let batches: Vec<RecordBatch> = reader.map(Result::unwrap).collect();
+    arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap()
+}
+
+fn strings(batch: &RecordBatch, name: &str) -> Vec<Option<String>> {
+    let c = batch.column_by_name(name).unwrap().as_string::<i32>();
+    (0..c.len())
+        .map(|i| c.is_valid(i).then(|| c.value(i).to_string()))
+        .collect()
+}
+
+/// ROC AUC by the rank-sum formula (ties get average ranks).
+fn roc_auc(p: &[f64], y: &[bool]) -> f64 {
+    let mut order: Vec<usize> = (0..p.len()).collect();
+    order.sort_by(|&a, &b| p[a].total_cmp(&p[b]));
+    let mut ranks = vec![0.0; p.len()];
+    let mut i = 0;
+    while i < order.len() {
+        let mut j = i;
+        while j + 1 < order.len() && p[order[j + 1]] == p[order[i]] {
+            j += 1;
+        }
+        for k in i..=j {
+            ranks[order[k]] = (i + j) as f64 / 2.0 + 1.0;
+        }
+        i = j + 1;
+    }
+    let pos = y.iter().filter(|&&v| v).count() as f64;
+    let neg = y.len() as f64 - pos;
+    let sum: f64 = (0..y.len()).filter(|&i| y[i]).map(|i| ranks[i]).sum();
+    (sum - pos * (pos + 1.0) / 2.0) / (pos * neg)
+}
+
+#[test]
+fn out_of_time_scores_drivers_and_targets_hold_up_against_the_truth() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    ok(&[
+        "generate",
+        "--subscribers",
+        "20000",
+        "--days",
+        "365",
+        "--seed",
+        "11",
+        "--out",
+        &s(&data),
+    ]);
+    let (subs, events) = (
+        s(&data.join("subscribers.parquet")),
+        s(&data.join("interactions.parquet")),
+    );
+    let model = s(&dir.path().join("model"));
+    let scored = dir.path().join("scored.parquet");
+    let inputs = ["--subscribers", &subs, "--interactions", &events];
+    ok(&[
+        &["train"][..],
+        &inputs,
+        &["--as-of", "2026-01-01", "--horizon", "90", "--out", &model],
+    ]
+    .concat());
+    ok(&[
+        &["score"][..],
+        &inputs,
+        &[
+            "--as-of",
+            "2026-02-27",
+            "--model",
+            &model,
+            "--out",
+            &s(&scored),
+        ],
+    ]
+    .concat());
+
+    // What really happened in [as_of, as_of + 90 days).
+    let truth = read(&data.join("truth.parquet"));
+    let ids = truth.column(0).as_primitive::<Int64Type>();
+    let churn = truth.column(1).as_primitive::<Date32Type>();
+    let drivers = strings(&truth, "churn_driver");
+    let start = chrono::NaiveDate::from_ymd_opt(2026, 2, 27).unwrap();
+    let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap();
+    let day0 = (start - epoch).num_days() as i32;
+    let fate: HashMap<i64, (bool, Option<String>)> = (0..ids.len())
+        .map(|i| {
+            let churned = churn.is_valid(i) && (day0..day0 + 90).contains(&churn.value(i));
+            (ids.value(i), (churned, drivers[i].clone()))
+        })
+        .collect();
+
+    let batch = read(&scored);
+    let n = batch.num_rows();
+    let sid = batch
+        .column_by_name("subscriber_id")
+        .unwrap()
+        .as_primitive::<Int64Type>();
+    let prob = batch
+        .column_by_name("churn_probability")
+        .unwrap()
+        .as_primitive::<Float64Type>();
+    let decile = batch
+        .column_by_name("risk_decile")
+        .unwrap()
+        .as_primitive::<Int32Type>();
+    let got_driver = strings(&batch, "churn_driver");
+    let segment = strings(&batch, "value_segment");
+    let action = strings(&batch, "loyalty_action");
+    let touch = batch
+        .column_by_name("recommended_touchpoints")
+        .unwrap()
+        .as_list::<i32>();
+
+    let labels: Vec<bool> = (0..n).map(|i| fate[&sid.value(i)].0).collect();
+    let auc = roc_auc(prob.values(), &labels);
+    assert!(auc >= 0.70, "out-of-time ROC AUC {auc:.3}");
+
+    // Expected calibration error over 10 bins.
+    let mut bins = [(0.0f64, 0.0f64, 0usize); 10];
+    for i in 0..n {
+        let b = ((prob.value(i) * 10.0) as usize).min(9);
+        bins[b].0 += prob.value(i);
+        bins[b].1 += labels[i] as u8 as f64;
+        bins[b].2 += 1;
+    }
+    let ece: f64 = bins.iter().map(|(p, y, _)| (p - y).abs()).sum::<f64>() / n as f64;
+    assert!(ece <= 0.02, "expected calibration error {ece:.4}");
+
+    // churn_driver agrees with the true driver of churners more often than always
+    // answering the most common driver would.
+    let mut hits = 0usize;
+    let mut counts: HashMap<String, usize> = HashMap::new();
+    let mut churners = 0usize;
+    for i in 0..n {
+        let (churned, truth) = &fate[&sid.value(i)];
+        if let (true, Some(t)) = (churned, truth) {
+            churners += 1;
+            *counts.entry(t.clone()).or_default() += 1;
+            hits += (got_driver[i].as_deref() == Some(t.as_str())) as usize;
+        }
+    }
+    let accuracy = hits as f64 / churners as f64;
+    let majority = *counts.values().max().unwrap() as f64 / churners as f64;
+    assert!(
+        accuracy > majority,
+        "driver accuracy {accuracy:.3} vs majority share {majority:.3} ({counts:?})"
+    );
+
+    // Exact 20/50/30 segments; an action for everyone; at most 3 touchpoints, and at
+    // least one for every top20 subscriber in the riskiest decile.
+    let share = |name: &str| {
+        segment
+            .iter()
+            .filter(|s| s.as_deref() == Some(name))
+            .count()
+    };
+    assert_eq!(share("top20"), (n as f64 * 0.2).round() as usize);
+    assert_eq!(share("bottom30"), (n as f64 * 0.3).round() as usize);
+    assert!(action.iter().all(Option::is_some));
+    for i in 0..n {
+        let k = touch.value(i).len();
+        assert!(k <= 3);
+        if segment[i].as_deref() == Some("top20") && decile.value(i) == 1 {
+            assert!(
+                k >= 1,
+                "top20 subscriber {} in decile 1 has no touchpoint",
+                sid.value(i)
+            );
+        }
+    }
+}
