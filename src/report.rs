@@ -3,16 +3,16 @@
 //! the value × risk matrix, feature importance, churn drivers and loyalty actions.
 //! No scripts, fonts or images are fetched: it reads offline.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
-use arrow::array::{AsArray, RecordBatch};
+use arrow::array::RecordBatch;
 
 use crate::artifact::ModelArtifact;
-use crate::features::column_f64;
+use crate::features::{column_f64, column_strings};
 use crate::load::ParquetSource;
-use crate::segment::{ValueSegment, WhaleCurve};
+use crate::segment::movement::RISK_BANDS;
+use crate::segment::{Movement, ValueSegment, WhaleCurve};
 use crate::write::write_bytes;
 
 /// Reads a scored Parquet file into one batch.
@@ -24,20 +24,6 @@ pub fn read_scored(path: &Path) -> anyhow::Result<RecordBatch> {
         None => source.open(0)?.schema().clone(),
     };
     Ok(arrow::compute::concat_batches(&schema, &batches)?)
-}
-
-fn strings(batch: &RecordBatch, name: &str) -> Vec<String> {
-    let Some(c) = batch.column_by_name(name) else {
-        return vec![String::new(); batch.num_rows()];
-    };
-    match arrow::compute::cast(c, &arrow::datatypes::DataType::Utf8) {
-        Ok(a) => a
-            .as_string::<i32>()
-            .iter()
-            .map(|v| v.unwrap_or("").to_string())
-            .collect(),
-        Err(_) => vec![String::new(); batch.num_rows()],
-    }
 }
 
 fn esc(text: &str) -> String {
@@ -212,53 +198,6 @@ fn hbar_chart(title: &str, bars: &[(String, f64)], color: &str) -> String {
     s
 }
 
-/// Segment movement between a previous scored file and this one.
-pub struct Movement {
-    /// `matrix[previous][now]` over subscribers in both.
-    pub matrix: [[u64; 3]; 3],
-    pub mean_risk_change: f64,
-    pub rows: usize,
-}
-
-/// Compares two scored tables by `subscriber_id`.
-pub fn movement(previous: &RecordBatch, now: &RecordBatch) -> Movement {
-    let ids_prev = strings(previous, "subscriber_id");
-    let seg_prev = strings(previous, "value_segment");
-    let p_prev = column_f64(previous, "churn_probability");
-    let index: BTreeMap<&str, usize> = ids_prev
-        .iter()
-        .enumerate()
-        .map(|(i, id)| (id.as_str(), i))
-        .collect();
-    let (ids, seg, p) = (
-        strings(now, "subscriber_id"),
-        strings(now, "value_segment"),
-        column_f64(now, "churn_probability"),
-    );
-    let mut matrix = [[0u64; 3]; 3];
-    let (mut change, mut rows) = (0.0, 0usize);
-    for i in 0..ids.len() {
-        let Some(&j) = index.get(ids[i].as_str()) else {
-            continue;
-        };
-        if let (Some(a), Some(b)) = (
-            ValueSegment::parse(&seg_prev[j]),
-            ValueSegment::parse(&seg[i]),
-        ) {
-            matrix[a.index()][b.index()] += 1;
-        }
-        if let (Some(a), Some(b)) = (p_prev[j], p[i]) {
-            change += b - a;
-            rows += 1;
-        }
-    }
-    Movement {
-        matrix,
-        mean_risk_change: if rows > 0 { change / rows as f64 } else { 0.0 },
-        rows,
-    }
-}
-
 /// Builds the report page.
 pub fn render(
     scored: &RecordBatch,
@@ -363,7 +302,7 @@ pub fn render(
         100.0 * whale.top20_profit_share, 100.0 * whale.bottom30_loss_share, 100.0 * whale.peak_profit_share, 100.0 * whale.peak_customer_share, 100.0 * whale.unprofitable_share)));
 
     // Value × risk matrix.
-    let seg = strings(scored, "value_segment");
+    let seg = column_strings(scored, "value_segment");
     let decile = column_f64(scored, "risk_decile");
     let var = column_f64(scored, "value_at_risk");
     let risk_groups = ["high risk (deciles 1–3)", "medium (4–7)", "low (8–10)"];
@@ -433,7 +372,7 @@ pub fn render(
 
     // Drivers and actions.
     let count_of = |name: &str, values: &[&str]| -> Vec<(String, f64)> {
-        let col = strings(scored, name);
+        let col = column_strings(scored, name);
         values
             .iter()
             .map(|v| (v.to_string(), col.iter().filter(|c| c == v).count() as f64))
@@ -445,7 +384,7 @@ pub fn render(
         "loyalty_action",
         &["retain", "reward", "upsell", "nurture", "reduce_cost"],
     );
-    let targeted = strings(scored, "targeted")
+    let targeted = column_strings(scored, "targeted")
         .iter()
         .filter(|t| t.as_str() == "true")
         .count();
@@ -467,25 +406,35 @@ pub fn render(
     ));
 
     if let Some(prev) = previous {
-        let mv = movement(prev, scored);
-        let mut t = String::from(
-            "<table class=\"matrix\"><tr><th>previous \\ now</th><th>top20</th><th>middle50</th><th>bottom30</th></tr>",
-        );
-        for s in ValueSegment::ALL {
-            let _ = write!(t, "<tr><th>{}</th>", s.name());
-            for n in 0..3 {
-                let _ = write!(t, "<td>{}</td>", mv.matrix[s.index()][n]);
+        let mv = Movement::between(prev, scored);
+        let matrix = |title: &str, names: &[&str], counts: &[[u64; 3]; 3]| {
+            let mut t = format!("<table class=\"matrix\"><tr><th>{title}: previous \\ now</th>");
+            for n in names {
+                let _ = write!(t, "<th>{n}</th>");
             }
             t.push_str("</tr>");
-        }
-        t.push_str("</table>");
+            for (r, name) in names.iter().enumerate() {
+                let _ = write!(t, "<tr><th>{name}</th>");
+                for c in 0..3 {
+                    let _ = write!(t, "<td>{}</td>", counts[r][c]);
+                }
+                t.push_str("</tr>");
+            }
+            t.push_str("</table>");
+            t
+        };
+        let segments = ValueSegment::ALL.map(|s| s.name());
         charts.push((
             "movement",
-            "Segment movement",
-            t,
+            "Segment and risk movement",
             format!(
-                "{} subscribers in both runs; mean churn probability changed by {:+.4}.",
-                mv.rows, mv.mean_risk_change
+                "{}{}",
+                matrix("value segment", &segments, &mv.segments),
+                matrix("risk band", &RISK_BANDS, &mv.risk_bands)
+            ),
+            format!(
+                "Since the previous run: {}. Risk bands: high = deciles 1–3, medium 4–7, low 8–10.",
+                esc(&mv.summary())
             ),
         ));
     }

@@ -8,7 +8,19 @@
 //! history allows no earlier snapshot — no interactions, or too few churners in it — the
 //! metrics come from a stratified random 80/20 holdout of the `as_of` snapshot instead,
 //! and say so.
+//!
+//! **Stacked snapshots.** With `snapshots = n > 1`, every model is fit on the rows of
+//! `n` snapshots `step` days apart (its anchor, anchor − step, …), each labelled with
+//! churn in its own `[t, t + H)`: more rows, and more than one season. Each snapshot's
+//! features use only the events before its own date, so stacking leaks nothing. The
+//! backtest then judges every one of the `n` most recent snapshots out of time — a
+//! model anchored `H` days before it, judged on it — and reports the metrics of each.
 
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+use arrow::array::RecordBatch;
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
@@ -33,6 +45,10 @@ pub struct TrainParams {
     pub name: String,
     /// Build the extended features too.
     pub extended: bool,
+    /// Snapshots each model is fit on (1 = only its anchor).
+    pub snapshots: usize,
+    /// Days between stacked snapshots.
+    pub snapshot_step_days: u32,
 }
 
 /// Why training failed.
@@ -50,6 +66,10 @@ pub enum TrainError {
         "the subscriber file has no `churn_date` column: training needs it to label who churned within the horizon"
     )]
     NoChurnColumn,
+    #[error(
+        "snapshots must be at least 1 and the snapshot step at least 1 day (got {snapshots} every {step} days)"
+    )]
+    Snapshots { snapshots: usize, step: u32 },
 }
 
 /// How the model was validated.
@@ -69,6 +89,23 @@ pub struct Validation {
     pub deciles: Vec<CurvePoint>,
     /// Per probability bin (10 equal-width bins): rows, mean predicted, observed churn rate.
     pub calibration: Vec<CurvePoint>,
+    /// Out-of-time metrics of each recent snapshot, newest first (stacked training only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub backtest: Vec<BacktestPoint>,
+}
+
+/// One out-of-time check of the backtest: a model anchored at `fit_as_of`, judged on
+/// the snapshot at `judged_as_of`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BacktestPoint {
+    pub fit_as_of: AsOf,
+    pub judged_as_of: AsOf,
+    /// Rows the model was fit on (all its stacked snapshots).
+    pub fit_rows: usize,
+    /// Rows judged, and churners among them.
+    pub rows: usize,
+    pub positives: usize,
+    pub churn: ChurnMetrics,
 }
 
 /// One point of a lift or calibration curve.
@@ -113,10 +150,20 @@ pub struct TrainMetrics {
     pub in_sample: ChurnMetrics,
     pub rows: usize,
     pub positives: usize,
+    /// Snapshots stacked in `rows` (1 = only `as_of`).
+    #[serde(default = "one")]
+    pub snapshots: usize,
     /// False when `as_of + horizon` is after the newest data, so some labels may be unseen.
     pub labels_fully_observed: bool,
     pub value_segments: ValueModelReport,
     pub whale: crate::segment::WhaleCurve,
+}
+
+/// Days of history a stacked snapshot needs before it (the longest feature window).
+const FULL_HISTORY_DAYS: i32 = 90;
+
+fn one() -> usize {
+    1
 }
 
 /// Fewest churners (and non-churners) an earlier snapshot needs for an out-of-time fit.
@@ -131,27 +178,26 @@ pub fn train(
     if !inputs.subscribers.has_churn_column {
         return Err(TrainError::NoChurnColumn);
     }
+    if params.snapshots == 0 || params.snapshot_step_days == 0 {
+        return Err(TrainError::Snapshots {
+            snapshots: params.snapshots,
+            step: params.snapshot_step_days,
+        });
+    }
     let h = params.horizon_days as i32;
-    let features = |as_of: AsOf| -> Result<FeatureTable, PipelineError> {
-        pipeline::build_features(
-            inputs,
-            FeatureParams {
-                as_of,
-                extended: params.extended,
-            },
-            console,
-        )
-    };
-    let current = features(params.as_of)?;
-    if current.batch.num_rows() == 0 {
+    let mut snapshots = Snapshots::new(inputs, params, console);
+    let current = snapshots.get(params.as_of)?;
+    snapshots.history_start = current
+        .table
+        .events
+        .oldest_ts
+        .map(|ts| ts.div_euclid(crate::asof::MICROS_PER_DAY) as i32);
+    if current.table.batch.num_rows() == 0 {
         return Err(TrainError::NoActive {
             as_of: params.as_of,
         });
     }
-    let labels = inputs
-        .subscribers
-        .labels(&current.rows, params.as_of, params.horizon_days);
-    let newest = newest_day(inputs, &current);
+    let newest = newest_day(inputs, &current.table);
     let labels_fully_observed = newest.is_some_and(|d| d >= params.as_of.days() + h - 1);
     if !labels_fully_observed {
         console.say(format!(
@@ -159,28 +205,23 @@ pub fn train(
             params.as_of, params.horizon_days
         ));
     }
+    let churn_params = params.churn.check()?;
 
     // Out-of-time when an earlier snapshot has enough of both classes.
     let earlier_as_of = params.as_of.plus_days(-h);
     let earlier = match &inputs.interactions {
-        Some(_) => Some(features(earlier_as_of)?),
+        Some(_) => Some(snapshots.get(earlier_as_of)?),
         None => None,
     };
-    let earlier_labels = earlier.as_ref().map(|e| {
-        inputs
-            .subscribers
-            .labels(&e.rows, earlier_as_of, params.horizon_days)
-    });
-    let oot_possible = earlier_labels.as_ref().is_some_and(|l| enough_of_both(l));
+    let oot_possible = earlier.as_ref().is_some_and(|e| enough_of_both(&e.labels));
     let step = console.progress(0, "validate", "");
-    let validation = if let (true, Some(earlier), Some(earlier_labels)) =
-        (oot_possible, &earlier, &earlier_labels)
-    {
-        let model = ChurnModel::fit(&earlier.batch, earlier_labels, &params.churn.check()?)?;
+    let mut validation = if oot_possible {
+        let (stack, labels, _) = snapshots.stack(earlier_as_of)?;
+        let model = ChurnModel::fit(&stack, &labels, &churn_params)?;
         judge(
             &model,
-            &current.batch,
-            &labels,
+            &current.table.batch,
+            &current.labels,
             "out_of_time",
             None,
             Some(earlier_as_of),
@@ -195,11 +236,12 @@ pub fn train(
                 "the snapshot at {earlier_as_of} has fewer than {MIN_CLASS_ROWS} churners or non-churners"
             )
         };
-        let (fit_rows, test_rows) = stratified_split(&labels, 0.2, params.seed);
-        let fit_batch = take_rows(&current.batch, &fit_rows)?;
+        let labels = &current.labels;
+        let (fit_rows, test_rows) = stratified_split(labels, 0.2, params.seed);
+        let fit_batch = take_rows(&current.table.batch, &fit_rows)?;
         let fit_labels: Vec<bool> = fit_rows.iter().map(|&r| labels[r]).collect();
-        let model = ChurnModel::fit(&fit_batch, &fit_labels, &params.churn.check()?)?;
-        let test_batch = take_rows(&current.batch, &test_rows)?;
+        let model = ChurnModel::fit(&fit_batch, &fit_labels, &churn_params)?;
+        let test_batch = take_rows(&current.table.batch, &test_rows)?;
         let test_labels: Vec<bool> = test_rows.iter().map(|&r| labels[r]).collect();
         judge(
             &model,
@@ -211,12 +253,16 @@ pub fn train(
             params.as_of,
         )?
     };
+    if oot_possible && params.snapshots > 1 {
+        validation.backtest = backtest(&snapshots, params, &churn_params, &validation)?;
+    }
     step.finish(format!(
-        "{}: ROC AUC {:.3}, PR AUC {:.3}, top-decile lift {:.2}",
+        "{}: ROC AUC {:.3}, PR AUC {:.3}, top-decile lift {:.2}{}",
         validation.method,
         validation.churn.roc_auc,
         validation.churn.pr_auc,
-        validation.churn.lift_top_decile
+        validation.churn.lift_top_decile,
+        backtest_line(&validation.backtest)
     ));
 
     let step = console.progress(0, "fit", "");
@@ -225,19 +271,30 @@ pub fn train(
         baselines: false,
         ..params.churn.clone()
     };
-    let churn = ChurnModel::fit(&current.batch, &labels, &final_params.check()?)?;
-    let in_sample = ChurnMetrics::evaluate(&churn.predict_proba(&current.batch)?, &labels);
+    let (stack, labels, stacked) = if inputs.interactions.is_some() {
+        snapshots.stack(params.as_of)?
+    } else {
+        (current.table.batch.clone(), current.labels.clone(), 1)
+    };
+    let churn = ChurnModel::fit(&stack, &labels, &final_params.check()?)?;
+    let in_sample = ChurnMetrics::evaluate(&churn.predict_proba(&stack)?, &labels);
     step.finish(format!(
-        "churn model on {} rows ({} churners)",
+        "churn model on {} rows ({} churners{})",
         labels.len(),
-        labels.iter().filter(|&&l| l).count()
+        labels.iter().filter(|&&l| l).count(),
+        if stacked > 1 {
+            format!(", {stacked} snapshots")
+        } else {
+            String::new()
+        }
     ));
+    let (current, earlier) = (&current.table, earlier.as_ref().map(|e| &e.table));
 
     let step = console.progress(0, "segments", "");
     let profit_now = column_f64(&current.batch, "profit_90d");
     let whale = crate::segment::WhaleCurve::from_profit(&profit_now);
-    let (value, value_segments) = match &earlier {
-        Some(earlier) => ValueModel::train(earlier, &current, &params.churn, params.seed)?,
+    let (value, value_segments) = match earlier {
+        Some(earlier) => ValueModel::train(earlier, current, &params.churn, params.seed)?,
         None => ValueModel::persistence(
             "no interactions: no earlier snapshot to learn segment moves from",
         ),
@@ -249,6 +306,7 @@ pub fn train(
         in_sample,
         rows: labels.len(),
         positives: labels.iter().filter(|&&l| l).count(),
+        snapshots: stacked,
         labels_fully_observed,
         value_segments,
         whale,
@@ -267,6 +325,141 @@ pub fn train(
         value,
         metrics,
     ))
+}
+
+/// A snapshot's feature table and its labels (churn within the horizon).
+struct Snapshot {
+    table: FeatureTable,
+    labels: Vec<bool>,
+}
+
+/// Snapshots by date, each built once.
+struct Snapshots<'a> {
+    inputs: &'a Inputs,
+    params: &'a TrainParams,
+    console: &'a Console,
+    built: RefCell<BTreeMap<i32, Rc<Snapshot>>>,
+    /// Day of the oldest event: earlier snapshots are stacked only when their 90-day
+    /// windows lie within the history, so that their features are complete.
+    history_start: Option<i32>,
+}
+
+impl<'a> Snapshots<'a> {
+    fn new(inputs: &'a Inputs, params: &'a TrainParams, console: &'a Console) -> Self {
+        Snapshots {
+            inputs,
+            params,
+            console,
+            built: RefCell::new(BTreeMap::new()),
+            history_start: None,
+        }
+    }
+
+    fn get(&self, as_of: AsOf) -> Result<Rc<Snapshot>, PipelineError> {
+        if let Some(s) = self.built.borrow().get(&as_of.days()) {
+            return Ok(s.clone());
+        }
+        let table = pipeline::build_features(
+            self.inputs,
+            FeatureParams {
+                as_of,
+                extended: self.params.extended,
+            },
+            self.console,
+        )?;
+        let labels = self
+            .inputs
+            .subscribers
+            .labels(&table.rows, as_of, self.params.horizon_days);
+        let snapshot = Rc::new(Snapshot { table, labels });
+        self.built
+            .borrow_mut()
+            .insert(as_of.days(), snapshot.clone());
+        Ok(snapshot)
+    }
+
+    /// Whether the history covers the longest feature window before `t`.
+    fn complete(&self, t: AsOf) -> bool {
+        self.history_start
+            .is_some_and(|start| t.days() >= start + FULL_HISTORY_DAYS)
+    }
+
+    /// The rows and labels of the snapshots anchored at `anchor`: it and the
+    /// `snapshots − 1` before it, `step` days apart, those with a full history.
+    fn stack(&self, anchor: AsOf) -> Result<(RecordBatch, Vec<bool>, usize), TrainError> {
+        let mut batches = Vec::new();
+        let mut labels = Vec::new();
+        for k in 0..self.params.snapshots {
+            let t = anchor.plus_days(-((k as u32 * self.params.snapshot_step_days) as i32));
+            if k > 0 && !self.complete(t) {
+                break;
+            }
+            let s = self.get(t)?;
+            batches.push(s.table.batch.clone());
+            labels.extend_from_slice(&s.labels);
+        }
+        let batch = arrow::compute::concat_batches(&batches[0].schema(), &batches)
+            .map_err(|e| ModelError::Data(e.to_string()))?;
+        Ok((batch, labels, batches.len()))
+    }
+}
+
+/// Judges each of the `snapshots` most recent snapshots out of time, newest first; the
+/// newest is the main validation, already done. Older ones are left out when the model
+/// judged on them would be fit on an incomplete history or on too few churners.
+fn backtest(
+    snapshots: &Snapshots,
+    params: &TrainParams,
+    churn: &crate::model::ValidChurnParams,
+    validation: &Validation,
+) -> Result<Vec<BacktestPoint>, TrainError> {
+    let h = params.horizon_days as i32;
+    let quick = ChurnParams {
+        baselines: false,
+        ..churn.params().clone()
+    }
+    .check()?;
+    let mut out = Vec::new();
+    for k in 0..params.snapshots {
+        let judged = params
+            .as_of
+            .plus_days(-((k as u32 * params.snapshot_step_days) as i32));
+        let fit_as_of = judged.plus_days(-h);
+        if k > 0 && !snapshots.complete(fit_as_of) {
+            break;
+        }
+        let target = snapshots.get(judged)?;
+        let (stack, labels, _) = snapshots.stack(fit_as_of)?;
+        if !enough_of_both(&labels) || !enough_of_both(&target.labels) {
+            continue;
+        }
+        let metrics = if k == 0 {
+            validation.churn.clone()
+        } else {
+            let model = ChurnModel::fit(&stack, &labels, &quick)?;
+            ChurnMetrics::evaluate(&model.predict_proba(&target.table.batch)?, &target.labels)
+        };
+        out.push(BacktestPoint {
+            fit_as_of,
+            judged_as_of: judged,
+            fit_rows: labels.len(),
+            rows: target.labels.len(),
+            positives: target.labels.iter().filter(|&&l| l).count(),
+            churn: metrics,
+        });
+    }
+    Ok(out)
+}
+
+fn backtest_line(points: &[BacktestPoint]) -> String {
+    if points.is_empty() {
+        return String::new();
+    }
+    let aucs: Vec<String> = points
+        .iter()
+        .map(|p| format!("{} {:.3}", p.judged_as_of, p.churn.roc_auc))
+        .collect();
+    format!("; backtest ROC AUC {}", aucs.join(", "))
 }
 
 fn judge(
@@ -297,6 +490,7 @@ fn judge(
         baselines,
         deciles,
         calibration,
+        backtest: Vec::new(),
     })
 }
 

@@ -253,6 +253,37 @@ fn train_score_report_end_to_end() {
         "scores differ between default and 8 threads"
     );
 
+    // Scoring the same snapshot again against the first scores: nobody moved.
+    let again = dir.path().join("again.parquet");
+    ok(&[
+        &["score"][..],
+        &inputs,
+        &[
+            "--as-of",
+            "2026-04-15",
+            "--model",
+            s(&model),
+            "--previous",
+            s(&scored),
+            "--out",
+            s(&again),
+        ],
+    ]
+    .concat());
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("again.manifest.json")).unwrap())
+            .unwrap();
+    let mv = &manifest["movement"];
+    assert_eq!(mv["matched"], batch.num_rows(), "{mv}");
+    assert_eq!(
+        (mv["new"].as_u64(), mv["gone"].as_u64()),
+        (Some(0), Some(0))
+    );
+    assert_eq!(
+        (mv["segment_up"].as_u64(), mv["risk_down"].as_u64()),
+        (Some(0), Some(0))
+    );
+
     // A subscriber table without `region` no longer matches the model's schema.
     let full = read(&subs);
     let keep: Vec<usize> = (0..full.num_columns())

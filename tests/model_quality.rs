@@ -84,9 +84,23 @@ fn out_of_time_scores_drivers_and_targets_hold_up_against_the_truth() {
     ok(&[
         &["train"][..],
         &inputs,
-        &["--as-of", "2026-01-01", "--horizon", "90", "--out", &model],
+        &[
+            "--as-of",
+            "2026-01-01",
+            "--horizon",
+            "90",
+            "--snapshots",
+            "3",
+            "--out",
+            &model,
+        ],
     ]
     .concat());
+    // Three snapshots 30 days apart, each with 90 days of history before it, were stacked.
+    let metrics: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(Path::new(&model).join("metrics.json")).unwrap())
+            .unwrap();
+    assert_eq!(metrics["metrics"]["snapshots"], 3, "{}", metrics["metrics"]);
     ok(&[
         &["score"][..],
         &inputs,

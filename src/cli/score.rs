@@ -40,6 +40,10 @@ pub struct ScoreArgs {
     /// Share of would-be churners an offer keeps.
     #[arg(long, default_value_t = 0.3)]
     pub save_rate: f64,
+    /// A previous scored file (it may be --out itself): the summary, manifest and report
+    /// then show segment and risk movement since it.
+    #[arg(long)]
+    pub previous: Option<PathBuf>,
 }
 
 pub fn run(args: ScoreArgs, console: Console) -> anyhow::Result<()> {
@@ -71,6 +75,7 @@ pub fn run(args: ScoreArgs, console: Console) -> anyhow::Result<()> {
         &artifact,
         args.as_of,
         &params,
+        args.previous.as_deref(),
         &args.out,
         &console,
     )?;

@@ -152,6 +152,8 @@ pub struct EventCounts {
     pub null_ts: u64,
     /// The newest event instant seen (µs), before or after `as_of`.
     pub newest_ts: Option<i64>,
+    /// The oldest event instant seen (µs).
+    pub oldest_ts: Option<i64>,
     /// Touchpoints missing from the taxonomy (`other`), with their counts.
     pub unknown_touchpoints: BTreeMap<String, u64>,
 }
@@ -166,6 +168,10 @@ impl EventCounts {
         self.null_subscriber_id += o.null_subscriber_id;
         self.null_ts += o.null_ts;
         self.newest_ts = self.newest_ts.max(o.newest_ts);
+        self.oldest_ts = match (self.oldest_ts, o.oldest_ts) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         for (k, v) in o.unknown_touchpoints {
             *self.unknown_touchpoints.entry(k).or_default() += v;
         }
@@ -268,7 +274,7 @@ impl<'a> Worker<'a> {
             a.as_ref().and_then(|a| a.is_valid(i).then(|| a.value(i)))
         };
 
-        let mut newest = i64::MIN;
+        let (mut newest, mut oldest) = (i64::MIN, i64::MAX);
         for i in 0..n {
             let code = self.tp[i];
             if code != NULL_CODE && code as usize >= known {
@@ -297,6 +303,7 @@ impl<'a> Worker<'a> {
             }
             self.counts.used += 1;
             newest = newest.max(ts);
+            oldest = oldest.min(ts);
             let acc = &mut self.accs[slot as usize];
             acc.last = acc.last.max(ts);
             let class = self.touchpoints.slots.get(code as usize).copied();
@@ -364,6 +371,9 @@ impl<'a> Worker<'a> {
         }
         if newest != i64::MIN {
             self.counts.newest_ts = self.counts.newest_ts.max(Some(newest));
+        }
+        if oldest != i64::MAX {
+            self.counts.oldest_ts = Some(self.counts.oldest_ts.map_or(oldest, |o| o.min(oldest)));
         }
     }
 

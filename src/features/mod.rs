@@ -360,6 +360,21 @@ pub fn column_f64(batch: &RecordBatch, name: &str) -> Vec<Option<f64>> {
     }
 }
 
+/// A column as strings (ids of any type included); empty strings for nulls, or for
+/// every row when the column is missing or cannot be cast.
+pub fn column_strings(batch: &RecordBatch, name: &str) -> Vec<String> {
+    let Some(c) = batch.column_by_name(name) else {
+        return vec![String::new(); batch.num_rows()];
+    };
+    match arrow::compute::cast(c, &DataType::Utf8) {
+        Ok(a) => match a.as_any().downcast_ref::<arrow::array::StringArray>() {
+            Some(s) => s.iter().map(|v| v.unwrap_or("").to_string()).collect(),
+            None => vec![String::new(); batch.num_rows()],
+        },
+        Err(_) => vec![String::new(); batch.num_rows()],
+    }
+}
+
 /// Counts the events of every touchpoint name missing from the taxonomy, reading only the
 /// touchpoint column (for `validate` and `--strict` checks before any work starts).
 pub fn unknown_touchpoints(

@@ -103,6 +103,20 @@ pub struct TrainConfig {
     /// Leaves per tree. Default 31.
     #[serde(default = "default_leaves")]
     pub max_leaves: usize,
+    /// Snapshots stacked per model, at most (1 = only the `as_of` one). Default 3.
+    #[serde(default = "default_snapshots")]
+    pub snapshots: usize,
+    /// Days between stacked snapshots. Default 30.
+    #[serde(default = "default_snapshot_step")]
+    pub snapshot_step_days: u32,
+}
+
+fn default_snapshots() -> usize {
+    3
+}
+
+fn default_snapshot_step() -> u32 {
+    30
 }
 
 /// Scoring and targeting.
@@ -229,6 +243,12 @@ impl PipelineConfig {
         }
         if self.train.max_leaves < 2 {
             problems.push("`train.max_leaves` must be at least 2".to_string());
+        }
+        if self.train.snapshots == 0 {
+            problems.push("`train.snapshots` must be at least 1".to_string());
+        }
+        if self.train.snapshot_step_days == 0 {
+            problems.push("`train.snapshot_step_days` must be at least 1".to_string());
         }
         if !(1..=10).contains(&self.score.high_risk_deciles) {
             problems.push(format!(

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::Context;
+use arrow::array::RecordBatch;
 
 use super::Stage;
 use super::config::{PipelineConfig, Retrain};
@@ -19,6 +20,7 @@ use crate::load::{InputSpec, Inputs};
 use crate::manifest::{RunManifest, StageTimings, manifest_path_for, peak_memory_bytes};
 use crate::model::ChurnParams;
 use crate::score::{ScoreParams, ScoreSummary, score};
+use crate::segment::Movement;
 use crate::train::{TrainParams, train};
 
 /// What a scoring run did, for its summary.
@@ -29,6 +31,8 @@ pub struct ScoreOutcome {
     pub timings: StageTimings,
     pub model_version: String,
     pub outputs: Vec<PathBuf>,
+    /// Movement since the previous scored table, when one was given.
+    pub movement: Option<Movement>,
 }
 
 impl ScoreOutcome {
@@ -83,6 +87,13 @@ impl ScoreOutcome {
                     .join(", "),
             ),
             ("targeting", targeting_line(&s.targeting)),
+            (
+                "movement",
+                self.movement
+                    .as_ref()
+                    .map(Movement::summary)
+                    .unwrap_or_else(|| "no previous run given".into()),
+            ),
             ("timings", super::timings_line(&self.timings)),
             (
                 "peak memory",
@@ -112,12 +123,15 @@ fn targeting_line(t: &crate::score::Targeting) -> String {
     }
 }
 
-/// Scores already-loaded inputs and writes the scored Parquet to `out`.
+/// Scores already-loaded inputs and writes the scored Parquet to `out`; compares with
+/// `previous` (an earlier scored table) when given.
+#[allow(clippy::too_many_arguments)]
 pub fn score_inputs(
     inputs: &Inputs,
     artifact: &ModelArtifact,
     as_of: AsOf,
     params: &ScoreParams,
+    previous: Option<&RecordBatch>,
     out: &Path,
     timings: &mut StageTimings,
     console: &Console,
@@ -134,6 +148,7 @@ pub fn score_inputs(
         .time("score", || score(&table, artifact, params))
         .with_context(|| format!("scoring with model `{}`", artifact.model_version))?;
     step.finish(format!("{} subscribers", scored.summary.rows));
+    let movement = previous.map(|p| Movement::between(p, &scored.batch));
     timings.time("write", || crate::write::write_parquet(out, &scored.batch))?;
     Ok(ScoreOutcome {
         subscribers: inputs.subscribers.len(),
@@ -142,22 +157,41 @@ pub fn score_inputs(
         timings: std::mem::take(timings),
         model_version: artifact.model_version.clone(),
         outputs: vec![out.to_path_buf()],
+        movement,
     })
 }
 
-/// `churnseg score`: load, score, write the table and its manifest.
+/// `churnseg score`: load, score, write the table and its manifest. `previous` (an
+/// earlier scored file, which may be `out` itself) is read before anything is written.
+#[allow(clippy::too_many_arguments)]
 pub fn score_to_file(
     spec: &InputSpec,
     strict: bool,
     artifact: &ModelArtifact,
     as_of: AsOf,
     params: &ScoreParams,
+    previous: Option<&Path>,
     out: &Path,
     console: &Console,
 ) -> anyhow::Result<ScoreOutcome> {
     let mut timings = StageTimings::default();
     let inputs = timings.time("load", || super::load_inputs(spec, strict, console))?;
-    let mut outcome = score_inputs(&inputs, artifact, as_of, params, out, &mut timings, console)?;
+    let previous = previous
+        .map(|p| {
+            crate::report::read_scored(p)
+                .with_context(|| format!("reading the previous scored file {}", p.display()))
+        })
+        .transpose()?;
+    let mut outcome = score_inputs(
+        &inputs,
+        artifact,
+        as_of,
+        params,
+        previous.as_ref(),
+        out,
+        &mut timings,
+        console,
+    )?;
     let mut manifest = RunManifest::new("score");
     manifest.set("inputs", inputs.describe());
     manifest.set("as_of", as_of);
@@ -166,6 +200,7 @@ pub fn score_to_file(
     manifest.set("model_metrics", &artifact.metrics);
     manifest.set("score_params", params);
     manifest.set("scored", &outcome.summary);
+    manifest.set("movement", &outcome.movement);
     manifest.finish(&outcome.timings);
     let manifest_path = manifest_path_for(out);
     manifest.set(
@@ -238,6 +273,8 @@ pub fn run_config(config_path: &Path, console: &Console) -> anyhow::Result<()> {
             seed: config.seed,
             name: name.clone(),
             extended: true,
+            snapshots: config.train.snapshots,
+            snapshot_step_days: config.train.snapshot_step_days,
         };
         let artifact = timings.time("train", || train(&inputs, &params, console))?;
         timings.time("save model", || artifact.save(model_dir))?;
@@ -259,11 +296,27 @@ pub fn run_config(config_path: &Path, console: &Console) -> anyhow::Result<()> {
         ..ScoreParams::default()
     };
     let scored_path = config.output.dir.join("scored.parquet");
+    // Last night's scores, if this job ran before: the baseline for drift.
+    let previous = if scored_path.exists() {
+        match crate::report::read_scored(&scored_path) {
+            Ok(batch) => Some(batch),
+            Err(e) => {
+                console.say(format!(
+                    "warning: the previous {} cannot be read, so no movement is shown: {e:#}",
+                    scored_path.display()
+                ));
+                None
+            }
+        }
+    } else {
+        None
+    };
     let mut outcome = score_inputs(
         &inputs,
         &artifact,
         config.score.as_of,
         &params,
+        previous.as_ref(),
         &scored_path,
         &mut timings,
         console,
@@ -271,7 +324,7 @@ pub fn run_config(config_path: &Path, console: &Console) -> anyhow::Result<()> {
     let report_path = config.output.dir.join("report.html");
     let scored_batch = crate::report::read_scored(&scored_path)?;
     outcome.timings.time("report", || {
-        crate::report::write_report(&report_path, &scored_batch, &artifact, None)
+        crate::report::write_report(&report_path, &scored_batch, &artifact, previous.as_ref())
     })?;
     outcome.outputs.push(report_path);
     let manifest_path = config.output.dir.join("manifest.json");
@@ -285,6 +338,7 @@ pub fn run_config(config_path: &Path, console: &Console) -> anyhow::Result<()> {
     manifest.set("model_metrics", &artifact.metrics);
     manifest.set("events", &outcome.events);
     manifest.set("scored", &outcome.summary);
+    manifest.set("movement", &outcome.movement);
     manifest.set(
         "outputs",
         outcome

@@ -4,9 +4,11 @@
 pub mod driver;
 pub mod lifecycle;
 pub mod loyalty;
+pub mod movement;
 pub mod value;
 
 pub use driver::ChurnDriver;
 pub use lifecycle::LifecycleStage;
 pub use loyalty::LoyaltyAction;
+pub use movement::Movement;
 pub use value::{ValueSegment, WhaleCurve};
