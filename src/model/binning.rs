@@ -39,7 +39,7 @@ impl BinMapper {
     /// Fits the boundaries of a numeric feature on its values (`NaN` = missing).
     pub fn numeric(values: &[f64], max_bins: usize) -> BinMapper {
         let mut sorted: Vec<f64> = values.iter().copied().filter(|v| !v.is_nan()).collect();
-        sorted.sort_by(|a, b| a.total_cmp(b));
+        sorted.sort_unstable_by(|a, b| a.total_cmp(b));
         // distinct values with their counts
         let mut distinct: Vec<(f64, usize)> = Vec::new();
         for v in sorted {

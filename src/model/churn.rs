@@ -294,24 +294,35 @@ impl ChurnModel {
 
         let valid = (!held.is_empty()).then(|| (x_held.view(), y_held.as_slice()));
         let fit_baselines = || fit_baselines(x_train.view(), &y_train, &types, p);
-        let (gbdt, (logistic, tree, baseline_errors)) = rayon::join(
-            || {
-                params
-                    .gbdt
-                    .fit_matrix(x_train.view(), &y_train, &types, valid)
-            },
-            fit_baselines,
-        );
-        let gbdt = gbdt?;
-
-        let (calibrator, calibration) = if held.is_empty() {
-            let (_, report) = calibration::choose(&[], &[], p.seed);
-            (Calibrator::Sigmoid, report)
-        } else {
-            let margins = gbdt.predict_margin(x_held.view())?;
-            calibration::choose(&margins, &y_held, p.seed)
+        let fit_and_calibrate = || -> Result<_, ModelError> {
+            let gbdt = params
+                .gbdt
+                .fit_matrix(x_train.view(), &y_train, &types, valid)?;
+            let (calibrator, calibration) = if held.is_empty() {
+                let (_, report) = calibration::choose(&[], &[], p.seed);
+                (Calibrator::Sigmoid, report)
+            } else {
+                let margins = gbdt.predict_margin(x_held.view())?;
+                calibration::choose(&margins, &y_held, p.seed)
+            };
+            Ok((gbdt, calibrator, calibration))
         };
-        let (gbdt, refit_rows) = if p.refit && !held.is_empty() {
+        // Without early stopping the refit's number of trees is known up front, so it
+        // runs alongside the first fit (each fit gives the same bits either way).
+        let refit_now = p.refit && !held.is_empty() && p.early_stopping_rounds.is_none();
+        let (((first, (logistic, tree, baseline_errors)), typical), early_refit) = rayon::join(
+            || {
+                (
+                    rayon::join(fit_and_calibrate, fit_baselines),
+                    schema.typical_values(&x),
+                )
+            },
+            || refit_now.then(|| params.gbdt.fit_matrix(x.view(), labels, &types, None)),
+        );
+        let (gbdt, calibrator, calibration) = first?;
+        let (gbdt, refit_rows) = if let Some(refit) = early_refit {
+            (refit?, Some(rows))
+        } else if p.refit && !held.is_empty() {
             let all_rows = ChurnParams {
                 n_trees: gbdt.trees.len().max(1),
                 early_stopping_rounds: None,
@@ -324,7 +335,6 @@ impl ChurnModel {
             (gbdt, None)
         };
 
-        let typical = schema.typical_values(&x);
         let importance = explain::gain_importance(&schema.names(), &gbdt.gain);
         let summary = FitSummary {
             rows,

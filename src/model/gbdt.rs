@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 use super::binning::{BinMapper, BinnedMatrix, MAX_BINS, bin_matrix, fit_mappers};
 use super::design::ColumnType;
 use super::error::ModelError;
-use super::histogram::{self, Candidate, Layout, SplitConfig, Stats};
+use super::histogram::{self, Candidate, Layout, RowBins, SplitConfig, Stats};
 use super::tree::{Node, Split, Tree};
 
 /// Checked hyper-parameters of [`GbdtModel`]; see [`GbdtParams`] for each one's meaning.
@@ -340,8 +340,10 @@ impl GbdtValidParams {
             min_sum_hessian: self.min_sum_hessian_in_leaf,
             min_gain: self.min_gain_to_split,
         };
+        let row_bins = RowBins::new(&data.bins, rows, &layout);
         let grower = Grower {
             data: &data,
+            row_bins: &row_bins,
             mappers: &mappers,
             layout: &layout,
             config,
@@ -467,10 +469,13 @@ fn gradients(scores: &[f64], y: &[bool], pos_weight: f64, gh: &mut [(f64, f64)])
         });
 }
 
-/// Histogram buffers, reused from leaf to leaf and tree to tree.
+/// Buffers reused from leaf to leaf and tree to tree: histograms, the gradients of a
+/// leaf's rows, and the right-hand rows of a partition.
 #[derive(Default)]
 struct HistPool {
     free: Vec<Vec<Stats>>,
+    gathered: Vec<(f64, f64)>,
+    scratch: Vec<u32>,
 }
 
 impl HistPool {
@@ -508,6 +513,7 @@ struct Grown {
 
 struct Grower<'a> {
     data: &'a BinnedMatrix,
+    row_bins: &'a RowBins,
     mappers: &'a [BinMapper],
     layout: &'a Layout,
     config: SplitConfig,
@@ -539,15 +545,25 @@ impl Grower<'_> {
     ) -> Vec<Stats> {
         let mut hist = pool.take(self.layout.total());
         if all_rows {
-            histogram::build(&mut hist, self.layout, &self.data.bins, None, gh, active);
-        } else {
-            let gathered: Vec<(f64, f64)> = rows.iter().map(|&r| gh[r as usize]).collect();
             histogram::build(
                 &mut hist,
+                &mut pool.free,
                 self.layout,
-                &self.data.bins,
+                self.row_bins,
+                None,
+                gh,
+                active,
+            );
+        } else {
+            pool.gathered.clear();
+            pool.gathered.extend(rows.iter().map(|&r| gh[r as usize]));
+            histogram::build(
+                &mut hist,
+                &mut pool.free,
+                self.layout,
+                self.row_bins,
                 Some(rows),
-                &gathered,
+                &pool.gathered,
                 active,
             );
         }
@@ -606,7 +622,6 @@ impl Grower<'_> {
         };
         self.find(&mut root, active);
         let mut leaves = vec![root];
-        let mut scratch: Vec<u32> = Vec::new();
 
         while leaves.len() < self.params.max_leaves {
             // the leaf whose split gains most, ties to the earlier leaf
@@ -629,21 +644,26 @@ impl Grower<'_> {
                 leaves[i].depth,
             );
 
-            // partition the parent's rows, stably, left rows first
+            // partition the parent's rows, stably, left rows first; without branches,
+            // as a row's side is anyone's guess
+            let mut goes_left = [false; 256];
+            for (b, left) in goes_left.iter_mut().enumerate() {
+                *left = candidate.rule.bin_goes_left(b as u8);
+            }
             let column = &self.data.bins[candidate.feature];
             let span = &mut rows[parent_start..parent_end];
-            scratch.clear();
-            let mut n_left = 0;
+            let scratch = &mut pool.scratch;
+            scratch.resize(span.len(), 0);
+            let (mut n_left, mut n_right) = (0, 0);
             for k in 0..span.len() {
                 let r = span[k];
-                if candidate.rule.bin_goes_left(column[r as usize]) {
-                    span[n_left] = r;
-                    n_left += 1;
-                } else {
-                    scratch.push(r);
-                }
+                let left = goes_left[column[r as usize] as usize];
+                span[n_left] = r;
+                scratch[n_right] = r;
+                n_left += left as usize;
+                n_right += !left as usize;
             }
-            span[n_left..].copy_from_slice(&scratch);
+            span[n_left..].copy_from_slice(&scratch[..n_right]);
             let mid = parent_start + n_left;
 
             let (left_node, right_node) = (tree.nodes.len(), tree.nodes.len() + 1);
