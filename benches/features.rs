@@ -52,7 +52,11 @@ fn hot_path(c: &mut Criterion) {
                             &inputs.subscribers,
                             inputs.interactions.as_ref(),
                             &inputs.taxonomy,
-                            FeatureParams { as_of, extended },
+                            FeatureParams {
+                                as_of,
+                                extended,
+                                touchpoint_use: false,
+                            },
                             &|_| {},
                         )
                         .expect("features")

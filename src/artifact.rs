@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::asof::AsOf;
 use crate::model::ChurnModel;
+use crate::segment::touchpoints::RetentionTable;
 use crate::segment::value::ValueModel;
 use crate::train::TrainMetrics;
 use crate::write::{WriteError, write_bytes};
@@ -42,6 +43,10 @@ pub struct ModelArtifact {
     pub metrics: TrainMetrics,
     pub churn: ChurnModel,
     pub value: ValueModel,
+    /// How retention differs after each touchpoint, for recommendations (empty for
+    /// models trained without interactions, or before this table existed).
+    #[serde(default)]
+    pub touchpoints: RetentionTable,
 }
 
 /// Why a model could not be read or written.
@@ -64,10 +69,11 @@ impl ModelArtifact {
         extended_features: bool,
         churn: ChurnModel,
         value: ValueModel,
+        touchpoints: RetentionTable,
         metrics: TrainMetrics,
     ) -> ModelArtifact {
         let digest = {
-            let models = serde_json::to_vec(&(&churn, &value)).unwrap_or_default();
+            let models = serde_json::to_vec(&(&churn, &value, &touchpoints)).unwrap_or_default();
             fnv1a(&models)
         };
         ModelArtifact {
@@ -84,6 +90,7 @@ impl ModelArtifact {
             metrics,
             churn,
             value,
+            touchpoints,
         }
     }
 
@@ -99,6 +106,7 @@ impl ModelArtifact {
             "window": self.window,
             "metrics": self.metrics,
             "feature_importance": self.churn.feature_importance(),
+            "touchpoint_retention": self.touchpoints,
         });
         let text = serde_json::to_string_pretty(&metrics).unwrap_or_default();
         write_bytes(&dir.join("metrics.json"), format!("{text}\n").as_bytes())?;

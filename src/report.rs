@@ -171,25 +171,30 @@ fn bar_chart(
     s
 }
 
-/// Horizontal bars (for long labels such as feature names).
+/// Horizontal bars (for long labels such as feature names); negative values grow left
+/// of the zero line, in red.
 fn hbar_chart(title: &str, bars: &[(String, f64)], color: &str) -> String {
     let row = 20.0;
     let height = 30.0 + row * bars.len() as f64;
-    let max = bars.iter().map(|b| b.1).fold(0.0, f64::max).max(1e-12);
+    let max = bars.iter().map(|b| b.1).fold(0.0, f64::max);
+    let min = bars.iter().map(|b| b.1).fold(0.0, f64::min);
+    let scale = (W - 260.0) / (max - min).max(1e-12);
+    let zero = 200.0 - min * scale;
     let mut s = format!(
         r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {height}" width="{W}" height="{height}" role="img" aria-label="{t}"><title>{t}</title>"#,
         t = esc(title)
     );
     for (i, (label, v)) in bars.iter().enumerate() {
         let y = 10.0 + row * i as f64;
-        let w = v / max * (W - 240.0);
+        let (x, w) = (zero + v.min(0.0) * scale, v.abs() * scale);
+        let fill = if *v < 0.0 { "#c0392b" } else { color };
         let _ = write!(
             s,
-            r##"<text x="196" y="{:.1}" font-size="11" text-anchor="end">{}</text><rect x="200" y="{y:.1}" width="{w:.1}" height="{:.1}" fill="{color}"/><text x="{:.1}" y="{:.1}" font-size="10" fill="#333">{}</text>"##,
+            r##"<text x="196" y="{:.1}" font-size="11" text-anchor="end">{}</text><rect x="{x:.1}" y="{y:.1}" width="{w:.1}" height="{:.1}" fill="{fill}"/><text x="{:.1}" y="{:.1}" font-size="10" fill="#333">{}</text>"##,
             y + 13.0,
             esc(label),
             row - 6.0,
-            204.0 + w,
+            zero + v.max(0.0) * scale + 4.0,
             y + 12.0,
             tick(*v)
         );
@@ -404,6 +409,25 @@ pub fn render(
             "Retain the valuable at risk, reward the loyal, upsell the middle, and spend no retention money on the unprofitable.{budget_note}"
         ),
     ));
+
+    if !artifact.touchpoints.is_empty() {
+        let lifts: Vec<(String, f64)> = artifact
+            .touchpoints
+            .touchpoints
+            .iter()
+            .filter(|t| t.users > 0)
+            .map(|t| (t.touchpoint.clone(), 100.0 * t.retention_lift))
+            .collect();
+        charts.push((
+            "touchpoints",
+            "Touchpoints and retention",
+            hbar_chart("Retention lift by touchpoint (points)", &lifts, "#2e86de"),
+            format!(
+                "How much less often those who used a touchpoint in the 90 days before a training snapshot churned than the {:.1}% average (points, shrunk toward zero for rare touchpoints). An association, not an experiment: recommended touchpoints are the well-lifted ones each subscriber already uses and rates well, never one tied to their churn driver.",
+                100.0 * artifact.touchpoints.churn_rate
+            ),
+        ));
+    }
 
     if let Some(prev) = previous {
         let mv = Movement::between(prev, scored);

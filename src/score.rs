@@ -18,6 +18,7 @@ use crate::model::ModelError;
 use crate::segment::driver::FootprintReader;
 use crate::segment::lifecycle::LifecycleFacts;
 use crate::segment::loyalty::recommend;
+use crate::segment::touchpoints::Recommender;
 use crate::segment::{ChurnDriver, LifecycleStage, LoyaltyAction, ValueSegment, WhaleCurve, value};
 use crate::taxonomy::Category;
 
@@ -177,6 +178,11 @@ pub fn score(
         .collect();
     let zero = |v: &Option<f64>| v.unwrap_or(0.0);
     let footprints = FootprintReader::new(batch);
+    let recommender = Recommender::new(
+        &artifact.touchpoints,
+        table.touchpoint_use.as_ref(),
+        params.max_touchpoints,
+    );
 
     let mut stage_out = Vec::with_capacity(n);
     let mut action_out = Vec::with_capacity(n);
@@ -204,7 +210,11 @@ pub fn score(
             reasons_out.values().append_value(r.to_string());
         }
         reasons_out.append(true);
-        for t in recommend(action, driver, &used, params.max_touchpoints) {
+        let touchpoints = match &recommender {
+            Some(r) => r.recommend(i, action, driver),
+            None => recommend(action, driver, &used, params.max_touchpoints),
+        };
+        for t in touchpoints {
             touch_out.values().append_value(t);
         }
         touch_out.append(true);

@@ -33,6 +33,7 @@ use crate::features::{FeatureParams, FeatureTable, column_f64};
 use crate::load::Inputs;
 use crate::model::{ChurnMetrics, ChurnModel, ChurnParams, ModelError};
 use crate::pipeline::{self, PipelineError};
+use crate::segment::touchpoints::RetentionTable;
 use crate::segment::value::{ValueModel, ValueModelReport};
 
 /// What to train.
@@ -288,6 +289,17 @@ pub fn train(
             String::new()
         }
     ));
+    let step = console.progress(0, "touchpoints", "");
+    let touchpoints = if inputs.interactions.is_some() {
+        let stacked = snapshots.stacked(params.as_of)?;
+        RetentionTable::learn(stacked.iter().filter_map(|s| {
+            let usage = s.table.touchpoint_use.as_ref()?;
+            Some((usage, &s.labels[..]))
+        }))
+    } else {
+        RetentionTable::default()
+    };
+    step.finish(touchpoints.summary());
     let (current, earlier) = (&current.table, earlier.as_ref().map(|e| &e.table));
 
     let step = console.progress(0, "segments", "");
@@ -323,6 +335,7 @@ pub fn train(
         params.extended,
         churn,
         value,
+        touchpoints,
         metrics,
     ))
 }
@@ -364,6 +377,7 @@ impl<'a> Snapshots<'a> {
             FeatureParams {
                 as_of,
                 extended: self.params.extended,
+                touchpoint_use: true,
             },
             self.console,
         )?;
@@ -384,20 +398,25 @@ impl<'a> Snapshots<'a> {
             .is_some_and(|start| t.days() >= start + FULL_HISTORY_DAYS)
     }
 
-    /// The rows and labels of the snapshots anchored at `anchor`: it and the
-    /// `snapshots − 1` before it, `step` days apart, those with a full history.
-    fn stack(&self, anchor: AsOf) -> Result<(RecordBatch, Vec<bool>, usize), TrainError> {
-        let mut batches = Vec::new();
-        let mut labels = Vec::new();
+    /// The snapshots anchored at `anchor`: it and the `snapshots − 1` before it, `step`
+    /// days apart, those with a full history.
+    fn stacked(&self, anchor: AsOf) -> Result<Vec<Rc<Snapshot>>, PipelineError> {
+        let mut out = Vec::new();
         for k in 0..self.params.snapshots {
             let t = anchor.plus_days(-((k as u32 * self.params.snapshot_step_days) as i32));
             if k > 0 && !self.complete(t) {
                 break;
             }
-            let s = self.get(t)?;
-            batches.push(s.table.batch.clone());
-            labels.extend_from_slice(&s.labels);
+            out.push(self.get(t)?);
         }
+        Ok(out)
+    }
+
+    /// The rows and labels of the snapshots anchored at `anchor`, stacked.
+    fn stack(&self, anchor: AsOf) -> Result<(RecordBatch, Vec<bool>, usize), TrainError> {
+        let stacked = self.stacked(anchor)?;
+        let batches: Vec<RecordBatch> = stacked.iter().map(|s| s.table.batch.clone()).collect();
+        let labels: Vec<bool> = stacked.iter().flat_map(|s| s.labels.clone()).collect();
         let batch = arrow::compute::concat_batches(&batches[0].schema(), &batches)
             .map_err(|e| ModelError::Data(e.to_string()))?;
         Ok((batch, labels, batches.len()))

@@ -78,7 +78,7 @@ proptest! {
         churnseg::write::write_parquet(&e, &events).unwrap();
         let spec = InputSpec { subscribers: s, interactions: Some(e), ..InputSpec::default() };
         if let Ok(inputs) = Inputs::load(&spec) {
-            let params = FeatureParams { as_of: "2025-06-01".parse().unwrap(), extended: true };
+            let params = FeatureParams { as_of: "2025-06-01".parse().unwrap(), extended: true, touchpoint_use: true };
             let _ = features::build(&inputs.subscribers, inputs.interactions.as_ref(), &inputs.taxonomy, params, &|_| {});
         }
     }

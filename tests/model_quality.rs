@@ -8,6 +8,9 @@ use std::process::Command;
 
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{Date32Type, Float64Type, Int32Type, Int64Type};
+use churnseg::segment::ChurnDriver;
+use churnseg::segment::touchpoints::allowed;
+use churnseg::taxonomy::Taxonomy;
 
 fn ok(args: &[&str]) {
     let out = Command::new(env!("CARGO_BIN_EXE_churnseg"))
@@ -101,6 +104,20 @@ fn out_of_time_scores_drivers_and_targets_hold_up_against_the_truth() {
         serde_json::from_slice(&std::fs::read(Path::new(&model).join("metrics.json")).unwrap())
             .unwrap();
     assert_eq!(metrics["metrics"]["snapshots"], 3, "{}", metrics["metrics"]);
+    // Retention by touchpoint was learned on the same snapshots: some touchpoints go
+    // with staying, complaints with leaving.
+    let retention = metrics["touchpoint_retention"]["touchpoints"]
+        .as_array()
+        .unwrap();
+    let lift = |name: &str| {
+        retention
+            .iter()
+            .find(|t| t["touchpoint"] == name)
+            .and_then(|t| t["retention_lift"].as_f64())
+            .unwrap()
+    };
+    assert!(retention[0]["retention_lift"].as_f64().unwrap() > 0.0);
+    assert!(lift("complaint_ticket") < 0.0);
     ok(&[
         &["score"][..],
         &inputs,
@@ -187,8 +204,9 @@ fn out_of_time_scores_drivers_and_targets_hold_up_against_the_truth() {
         "driver accuracy {accuracy:.3} vs majority share {majority:.3} ({counts:?})"
     );
 
-    // Exact 20/50/30 segments; an action for everyone; at most 3 touchpoints, and at
-    // least one for every top20 subscriber in the riskiest decile.
+    // Exact 20/50/30 segments; an action for everyone; at most 3 touchpoints, at least
+    // one for every top20 subscriber in the riskiest decile, all from the taxonomy and
+    // none tied to the subscriber's churn driver.
     let share = |name: &str| {
         segment
             .iter()
@@ -198,9 +216,20 @@ fn out_of_time_scores_drivers_and_targets_hold_up_against_the_truth() {
     assert_eq!(share("top20"), (n as f64 * 0.2).round() as usize);
     assert_eq!(share("bottom30"), (n as f64 * 0.3).round() as usize);
     assert!(action.iter().all(Option::is_some));
+    let taxonomy = Taxonomy::shipped();
     for i in 0..n {
-        let k = touch.value(i).len();
+        let picks = touch.value(i);
+        let k = picks.len();
         assert!(k <= 3);
+        let driver = match got_driver[i].as_deref() {
+            Some("price") => ChurnDriver::Price,
+            Some("product") => ChurnDriver::Product,
+            _ => ChurnDriver::Service,
+        };
+        for p in picks.as_string::<i32>().iter().flatten() {
+            let class = taxonomy.classify(p).expect("a taxonomy touchpoint");
+            assert!(allowed(class, driver), "{p} for {driver:?}");
+        }
         if segment[i].as_deref() == Some("top20") && decile.value(i) == 1 {
             assert!(
                 k >= 1,

@@ -10,6 +10,7 @@ use arrow::array::{
     TimestampMillisecondArray,
 };
 use churnseg::asof::{AsOf, MICROS_PER_DAY};
+use churnseg::features::accumulate::TouchpointUse;
 use churnseg::features::{self, FeatureParams, column_f64};
 use churnseg::load::{InputSpec, Inputs};
 use churnseg::taxonomy::Taxonomy;
@@ -146,7 +147,8 @@ fn write_inputs(dir: &Path, events: &[Event]) {
     churnseg::write::write_parquet(&dir.join("interactions.parquet"), &ev).unwrap();
 }
 
-fn feature_batch(dir: &Path, as_of: AsOf) -> RecordBatch {
+/// The feature table and each row's touchpoint use (which recommendations read).
+fn feature_batch(dir: &Path, as_of: AsOf) -> (RecordBatch, Vec<TouchpointUse>) {
     let spec = InputSpec {
         subscribers: dir.join("subscribers.parquet"),
         interactions: Some(dir.join("interactions.parquet")),
@@ -160,11 +162,13 @@ fn feature_batch(dir: &Path, as_of: AsOf) -> RecordBatch {
         FeatureParams {
             as_of,
             extended: true,
+            touchpoint_use: true,
         },
         &|_| {},
     )
     .unwrap();
-    table.batch
+    let uses = table.touchpoint_use.map(|u| u.uses).unwrap_or_default();
+    (table.batch, uses)
 }
 
 fn as_of() -> AsOf {
@@ -207,13 +211,13 @@ proptest! {
     fn fused_pass_matches_the_definitions(events in prop::collection::vec(event(as_of().micros() / 1000, 120), 0..200)) {
         let dir = tempfile::tempdir().unwrap();
         write_inputs(dir.path(), &events);
-        let batch = feature_batch(dir.path(), as_of());
-        check_against_reference(&batch, &events);
+        let (batch, uses) = feature_batch(dir.path(), as_of());
+        check_against_reference(&batch, &uses, &events);
     }
 }
 
 /// The SPEC §4 definitions applied event by event, for comparison.
-fn check_against_reference(batch: &RecordBatch, events: &[Event]) {
+fn check_against_reference(batch: &RecordBatch, uses: &[TouchpointUse], events: &[Event]) {
     let taxonomy = Taxonomy::shipped();
     let as_of_us = as_of().micros();
     let ids = batch
@@ -275,6 +279,21 @@ fn check_against_reference(batch: &RecordBatch, events: &[Event]) {
             .fold(None, |m: Option<f64>, a| Some(m.map_or(a, |m| m.min(a))));
         assert_eq!(column_f64(batch, "days_since_last_event")[row], last);
         let in90: Vec<&&Event> = mine.iter().filter(|e| age(e) <= 90.0).collect();
+        let known: Vec<&str> = taxonomy.iter().map(|(name, _)| name).collect();
+        for (k, name) in known.iter().enumerate() {
+            let of: Vec<&&&Event> = in90.iter().filter(|e| TOUCHPOINTS[e.tp] == *name).collect();
+            let rated = |keep: fn(f64) -> bool| {
+                of.iter()
+                    .filter(|e| e.satisfaction.is_some_and(keep))
+                    .count() as u32
+            };
+            let want = TouchpointUse {
+                events: of.len() as u32,
+                good: rated(|s| s >= 4.0),
+                low: rated(|s| s <= 2.0),
+            };
+            assert_eq!(uses[row * known.len() + k], want, "use of {name} by {id}");
+        }
         let sats: Vec<f64> = in90.iter().filter_map(|e| e.satisfaction).collect();
         let mean = (!sats.is_empty()).then(|| sats.iter().sum::<f64>() / sats.len() as f64);
         assert_eq!(column_f64(batch, "satisfaction_mean_90d")[row], mean);

@@ -39,6 +39,7 @@ pub fn run(args: FeaturesArgs, console: Console) -> anyhow::Result<()> {
     let params = FeatureParams {
         as_of: args.as_of,
         extended: args.extended,
+        touchpoint_use: false,
     };
     let table: FeatureTable = timings.time("features", || {
         pipeline::build_features(&inputs, params, &console)

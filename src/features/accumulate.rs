@@ -140,6 +140,60 @@ impl Accumulator {
     }
 }
 
+/// One subscriber's use of one touchpoint in the 90 days before `as_of`: events and
+/// how they were rated (kept only for touchpoint recommendations).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TouchpointUse {
+    pub events: u32,
+    /// Ratings of 4 or more.
+    pub good: u32,
+    /// Ratings of 2 or less.
+    pub low: u32,
+}
+
+impl TouchpointUse {
+    fn merge(&mut self, o: &TouchpointUse) {
+        self.events += o.events;
+        self.good += o.good;
+        self.low += o.low;
+    }
+}
+
+/// Per subscriber slot and taxonomy touchpoint, the 90-day use, and per touchpoint the
+/// cost to serve of all its 90-day events.
+#[derive(Debug, Clone, Default)]
+pub struct UseCounts {
+    /// Touchpoints the taxonomy knows (codes `0..known`).
+    pub known: usize,
+    /// `uses[slot * known + code]`.
+    pub uses: Vec<TouchpointUse>,
+    pub cost: Vec<FixedSum>,
+    pub cost_n: Vec<u64>,
+}
+
+impl UseCounts {
+    fn new(active: usize, known: usize) -> UseCounts {
+        UseCounts {
+            known,
+            uses: vec![TouchpointUse::default(); active * known],
+            cost: vec![FixedSum::default(); known],
+            cost_n: vec![0; known],
+        }
+    }
+
+    fn merge(&mut self, o: &UseCounts) {
+        for (a, b) in self.uses.iter_mut().zip(&o.uses) {
+            a.merge(b);
+        }
+        for (a, b) in self.cost.iter_mut().zip(&o.cost) {
+            a.merge(b);
+        }
+        for (a, b) in self.cost_n.iter_mut().zip(&o.cost_n) {
+            *a += b;
+        }
+    }
+}
+
 /// Rows that did not become features, by reason.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct EventCounts {
@@ -184,6 +238,8 @@ pub struct Worker<'a> {
     pub counts: EventCounts,
     /// Channel codes ≥ 64 per subscriber slot (rare: more than 64 distinct channels).
     pub wide_channels: Vec<(u32, u16)>,
+    /// Touchpoint use per subscriber, when asked for.
+    pub uses: Option<UseCounts>,
     touchpoints: TouchpointCoder,
     unknown_counts: Vec<u64>,
     channels: ChannelCoder<'a>,
@@ -201,15 +257,21 @@ pub struct PassContext<'a> {
     pub active: usize,
     pub taxonomy: &'a crate::taxonomy::Taxonomy,
     pub channels: &'a ChannelRegistry,
+    /// Also count each subscriber's use of each touchpoint ([`UseCounts`]).
+    pub touchpoint_use: bool,
 }
 
 impl<'a> Worker<'a> {
     pub fn new(ctx: &PassContext<'a>) -> Worker<'a> {
+        let touchpoints = TouchpointCoder::new(ctx.taxonomy);
         Worker {
             accs: vec![Accumulator::default(); ctx.active],
             counts: EventCounts::default(),
             wide_channels: Vec::new(),
-            touchpoints: TouchpointCoder::new(ctx.taxonomy),
+            uses: ctx
+                .touchpoint_use
+                .then(|| UseCounts::new(ctx.active, touchpoints.known())),
+            touchpoints,
             unknown_counts: Vec::new(),
             channels: ChannelCoder::new(ctx.channels),
             slots: Vec::new(),
@@ -345,7 +407,8 @@ impl<'a> Worker<'a> {
                     }
                 }
             }
-            if let Some(s) = value(&satisfaction, i) {
+            let rating = value(&satisfaction, i);
+            if let Some(s) = rating {
                 acc.satisfaction.add(s);
                 acc.satisfaction_n += 1;
                 if s <= 2.0 {
@@ -355,8 +418,21 @@ impl<'a> Worker<'a> {
             if let Some(r) = value(&revenue, i) {
                 acc.revenue.add(r);
             }
-            if let Some(c) = value(&cost, i) {
+            let cost_i = value(&cost, i);
+            if let Some(c) = cost_i {
                 acc.cost.add(c);
+            }
+            if let Some(u) = self.uses.as_mut().filter(|_| (code as usize) < known) {
+                let k = code as usize;
+                if let Some(t) = u.uses.get_mut(slot as usize * known + k) {
+                    t.events += 1;
+                    t.good += rating.is_some_and(|s| s >= 4.0) as u32;
+                    t.low += rating.is_some_and(|s| s <= 2.0) as u32;
+                }
+                if let Some(c) = cost_i.filter(|c| c.is_finite()) {
+                    u.cost[k].add(c);
+                    u.cost_n[k] += 1;
+                }
             }
             let ch = self.ch[i];
             if ch < 64 {
@@ -386,6 +462,9 @@ impl<'a> Worker<'a> {
         self.flush_unknown();
         self.counts.merge(std::mem::take(&mut other.counts));
         self.wide_channels.append(&mut other.wide_channels);
+        if let (Some(a), Some(b)) = (self.uses.as_mut(), other.uses.as_ref()) {
+            a.merge(b);
+        }
     }
 
     /// Moves the per-code unknown touchpoint counts into the named map.

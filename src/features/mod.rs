@@ -18,10 +18,10 @@ use rayon::prelude::*;
 use crate::asof::{AsOf, MICROS_PER_DAY};
 use crate::load::interactions::EventField;
 use crate::load::{IdIndex, Interactions, LoadError, Subscribers};
-use crate::taxonomy::{Category, Kind, Stage, Taxonomy};
+use crate::taxonomy::{Category, Kind, Stage, Taxonomy, TouchpointClass};
 use accumulate::{
-    Accumulator, EventCounts, INACTIVE, PassContext, SLOT_CATEGORY, SLOT_KIND, SLOT_STAGE, WINDOWS,
-    Worker,
+    Accumulator, EventCounts, INACTIVE, PassContext, SLOT_CATEGORY, SLOT_KIND, SLOT_STAGE,
+    TouchpointUse, UseCounts, WINDOWS, Worker,
 };
 use codes::ChannelRegistry;
 
@@ -32,6 +32,9 @@ pub struct FeatureParams {
     /// Also build the extended features (reason counts, handling time); they read two
     /// more columns. The SPEC §4 core features are always built.
     pub extended: bool,
+    /// Also count each subscriber's use of each touchpoint ([`TouchpointUsage`]), for
+    /// touchpoint recommendations; not part of the feature table.
+    pub touchpoint_use: bool,
 }
 
 /// A feature table and what went into it.
@@ -44,6 +47,43 @@ pub struct FeatureTable {
     pub events: EventCounts,
     /// Subscribers in the file and active at `as_of`.
     pub subscribers: usize,
+    /// Touchpoint use per row, when asked for.
+    pub touchpoint_use: Option<TouchpointUsage>,
+}
+
+/// Each active subscriber's use of each taxonomy touchpoint in the 90 days before
+/// `as_of`, and what each touchpoint costs to serve.
+#[derive(Debug, Clone)]
+pub struct TouchpointUsage {
+    /// The taxonomy's touchpoints with their classes.
+    pub touchpoints: Vec<(String, TouchpointClass)>,
+    /// `uses[row * touchpoints.len() + k]`, rows in feature-table order.
+    pub uses: Vec<TouchpointUse>,
+    /// Mean cost to serve per event, over every active subscriber's 90-day events
+    /// (`None` without cost data).
+    pub mean_cost: Vec<Option<f64>>,
+}
+
+impl TouchpointUsage {
+    fn new(taxonomy: &Taxonomy, counts: UseCounts) -> TouchpointUsage {
+        let mean_cost = counts
+            .cost
+            .iter()
+            .zip(&counts.cost_n)
+            .map(|(sum, &n)| (n > 0).then(|| sum.value() / n as f64))
+            .collect();
+        TouchpointUsage {
+            touchpoints: taxonomy.iter().map(|(n, c)| (n.to_string(), c)).collect(),
+            uses: counts.uses,
+            mean_cost,
+        }
+    }
+
+    /// Row `r`'s use of every touchpoint.
+    pub fn row(&self, r: usize) -> &[TouchpointUse] {
+        let k = self.touchpoints.len();
+        self.uses.get(r * k..(r + 1) * k).unwrap_or(&[])
+    }
 }
 
 /// Why features could not be built.
@@ -112,18 +152,24 @@ pub fn build(
         active: rows.len(),
         taxonomy,
         channels: &registry,
+        touchpoint_use: params.touchpoint_use,
     };
-    let merged = match interactions {
+    let mut merged = match interactions {
         Some(events) => run_pass(events, &ctx, params.extended, progress)?,
         None => Worker::new(&ctx),
     };
     let batch = assemble(subscribers, &rows, &merged, params)?;
+    let touchpoint_use = merged
+        .uses
+        .take()
+        .map(|counts| TouchpointUsage::new(taxonomy, counts));
     Ok(FeatureTable {
         as_of: params.as_of,
         batch,
         rows,
         events: merged.counts,
         subscribers: subscribers.len(),
+        touchpoint_use,
     })
 }
 

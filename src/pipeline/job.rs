@@ -139,6 +139,7 @@ pub fn score_inputs(
     let features = FeatureParams {
         as_of,
         extended: artifact.extended_features,
+        touchpoint_use: true,
     };
     let table = timings.time("features", || {
         super::build_features(inputs, features, console)

@@ -9,7 +9,8 @@
 //! | `bottom30`, otherwise | `reduce_cost` | `reduce_cost` |
 //!
 //! No retention money goes to the unprofitable: `bottom30` never gets `retain`.
-//! Each action comes with two touchpoints from a fixed catalogue, preferring the
+//! Touchpoints for the action come from the history ([`super::touchpoints`]); a model
+//! without touchpoint history falls back to the fixed catalogue here, preferring the
 //! categories the subscriber used in the last 90 days, and never a promotion
 //! (`communication`) for someone whose driver is bad service.
 

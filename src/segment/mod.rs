@@ -5,6 +5,7 @@ pub mod driver;
 pub mod lifecycle;
 pub mod loyalty;
 pub mod movement;
+pub mod touchpoints;
 pub mod value;
 
 pub use driver::ChurnDriver;
