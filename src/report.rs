@@ -384,7 +384,7 @@ pub fn render(
             .collect()
     };
     let drivers = count_of("churn_driver", &["service", "price", "product"]);
-    charts.push(("drivers", "Churn drivers", bar_chart("Churn drivers", "driver", "subscribers", &drivers, "#d35400"), "Why subscribers are at risk, read from their top reasons (about 70% service, 15% price, 15% product is typical).".into()));
+    charts.push(("drivers", "Churn drivers", bar_chart("Churn drivers", "driver", "subscribers", &drivers, "#d35400"), "Why subscribers are at risk, read from the footprint in their last 90 days: complaints and bad ratings (service), price cancellations and tariff enquiries (price), fading use (product). About 70% service, 15% price and 15% product is typical of those who leave.".into()));
     let actions = count_of(
         "loyalty_action",
         &["retain", "reward", "upsell", "nurture", "reduce_cost"],
