@@ -21,6 +21,7 @@
 //!   scoring night. The features stage turns dates into durations (`tenure_days`).
 //! - Nulls, NaN and ±∞ are missing, `NaN` in the matrix.
 
+use rayon::prelude::*;
 use std::collections::{BTreeMap, BTreeSet};
 
 use arrow::array::{Array, ArrayRef, AsArray};
@@ -393,7 +394,7 @@ impl FeatureSchema {
     /// a column has no value at all.
     pub fn typical_values(&self, x: &Array2<f64>) -> Vec<f64> {
         self.columns
-            .iter()
+            .par_iter()
             .enumerate()
             .map(|(j, column)| {
                 let mut values: Vec<f64> = x
@@ -411,17 +412,19 @@ impl FeatureSchema {
     }
 }
 
-/// Median of non-NaN values (`NaN` when empty); sorts `values`.
+/// Median of non-NaN values (`NaN` when empty); reorders `values`.
 pub fn median(values: &mut [f64]) -> f64 {
-    if values.is_empty() {
+    let n = values.len();
+    if n == 0 {
         return f64::NAN;
     }
-    values.sort_by(|a, b| a.total_cmp(b));
-    let n = values.len();
+    // the middle value in sorted order, without sorting the rest
+    let (below, &mut middle, _) = values.select_nth_unstable_by(n / 2, |a, b| a.total_cmp(b));
     if n % 2 == 1 {
-        values[n / 2]
+        middle
     } else {
-        (values[n / 2 - 1] + values[n / 2]) / 2.0
+        let lower = below.iter().copied().max_by(|a, b| a.total_cmp(b));
+        (lower.unwrap_or(middle) + middle) / 2.0
     }
 }
 
