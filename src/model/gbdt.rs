@@ -1012,6 +1012,35 @@ mod tests {
     }
 
     #[test]
+    fn margins_from_the_bins_match_margins_from_the_values() {
+        let (mut x, y) = logistic_truth(1500, 6, 9);
+        x[[3, 2]] = f64::NAN;
+        x[[7, 4]] = f64::INFINITY;
+        x[[5, 2]] = f64::NAN;
+        x[[10, 4]] = f64::NEG_INFINITY;
+        let types = vec![ColumnType::Numeric; 6];
+        let params = GbdtParams::new().n_trees(20).check().unwrap();
+        let binned = params.bin(x.view(), &types).unwrap();
+        let train: Vec<usize> = (0..1500).filter(|r| r % 5 != 0).collect();
+        let held: Vec<usize> = (0..1500).filter(|r| r % 5 == 0).collect();
+        let y_train: Vec<bool> = train.iter().map(|&r| y[r]).collect();
+        let model = params
+            .fit_binned(&binned, Some(&train), &y_train, None)
+            .unwrap();
+        let from_values = model.predict_margin(x.view()).unwrap();
+        let from_bins = model.predict_margin_binned(&binned, &held).unwrap();
+        for (k, &r) in held.iter().enumerate() {
+            assert_eq!(from_bins[k], from_values[r], "row {r}");
+        }
+        assert!(model.predict_margin_binned(&binned, &[1500]).is_err());
+        assert!(
+            params
+                .fit_binned(&binned, Some(&[1500]), &[true], None)
+                .is_err()
+        );
+    }
+
+    #[test]
     fn early_stopping_keeps_the_best_trees() {
         let (x, y) = logistic_truth(1000, 5, 11);
         let (vx, vy) = logistic_truth(500, 5, 12);

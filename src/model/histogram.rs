@@ -67,7 +67,7 @@ pub fn total(rows: &[Sums]) -> Sums {
 /// the count takes the bits from `shift` up (as many as `rows` needs), the hessians the
 /// `shift` bits below, and the gradients all 64 bits of their own. A row's hessian is at
 /// most `2^shift / rows` units: about 2^29 levels at 100 000 rows, 2^23 at a million,
-/// 2^11 at 67 million. Gradients get 2^62 / rows levels.
+/// 2^11 at 67 million (and none near 2^31 rows). Gradients get 2^62 / rows levels.
 #[derive(Debug, Clone, Copy)]
 pub struct Scale {
     shift: u32,
@@ -110,13 +110,13 @@ impl Scale {
     #[inline]
     pub fn row(&self, g: f64, h: f64) -> Sums {
         // rounded half away from zero; `as` saturates (and maps NaN to 0), and the
-        // clamps keep sums from overflowing
+        // clamps keep sums from overflowing (signed conversions are the cheap ones)
         let (g, h) = (g * self.g_scale, h * self.h_scale);
         let g = ((g + 0.5f64.copysign(g)) as i64).clamp(-(self.g_max as i64), self.g_max as i64);
-        let h = ((h + 0.5) as u64).min(self.h_max);
+        let h = ((h + 0.5) as i64).clamp(0, self.h_max as i64);
         Sums {
             g: g as u64,
-            hn: (1 << self.shift) | h,
+            hn: (1 << self.shift) | h as u64,
         }
     }
 
@@ -212,6 +212,8 @@ struct Group {
     ends: Vec<usize>,
     /// Histogram index, counted from the group's first bin, of each listed bin.
     entries: Vec<u16>,
+    /// The row of each four entries, so that a pass over consecutive rows is one loop.
+    quad_rows: Vec<u32>,
 }
 
 impl RowBins {
@@ -247,6 +249,9 @@ impl RowBins {
                 let mut ends = Vec::with_capacity(rows + 1);
                 let mut entries = Vec::new();
                 ends.push(0);
+                // pads fill rows up to a multiple of 4 entries; they add to the first
+                // feature's skipped bin, which is overwritten once the rows are added
+                let pad = skipped[first] as u16;
                 for r in 0..rows {
                     for f in first..last {
                         let b = bins[f][r];
@@ -255,9 +260,20 @@ impl RowBins {
                             entries.push(at as u16);
                         }
                     }
+                    while (entries.len() - ends[r]) % 4 != 0 {
+                        entries.push(pad);
+                    }
                     ends.push(entries.len());
                 }
-                Group { ends, entries }
+                let mut quad_rows = Vec::with_capacity(entries.len() / 4);
+                for (r, w) in ends.windows(2).enumerate() {
+                    quad_rows.extend(std::iter::repeat_n(r as u32, (w[1] - w[0]) / 4));
+                }
+                Group {
+                    ends,
+                    entries,
+                    quad_rows,
+                }
             })
             .collect();
         RowBins {
@@ -268,7 +284,8 @@ impl RowBins {
     }
 }
 
-/// Adds one row's sums to the bins `at` of a histogram.
+/// Adds one row's sums to the bins `at` of a histogram, four at a time (a row has a
+/// multiple of four entries, so that no loop over the rest has to guess its length).
 #[inline(always)]
 fn add_row(h: &mut [Sums], at: &[u16], v: Sums) {
     let mut add = |b: u16| {
@@ -291,7 +308,11 @@ fn add_row(h: &mut [Sums], at: &[u16], v: Sums) {
 /// Adds rows to the histogram `h` of one group: `rows[i]` with `gh[i]`, or row `start + i`
 /// with `gh[i]` when `rows` is `None`.
 fn add_rows(h: &mut [Sums], group: &Group, rows: Option<&[u32]>, start: usize, gh: &[Sums]) {
-    let Group { ends, entries } = group;
+    let Group {
+        ends,
+        entries,
+        quad_rows,
+    } = group;
     match rows {
         Some(rows) => {
             // A leaf's rows lie far apart: look a batch of them up first, so that their
@@ -313,10 +334,16 @@ fn add_rows(h: &mut [Sums], group: &Group, rows: Option<&[u32]>, start: usize, g
             }
         }
         None => {
-            let ends = ends.get(start..start + gh.len() + 1).unwrap_or(&[]);
-            for (e, &v) in ends.windows(2).zip(gh) {
-                if let Some(at) = entries.get(e[0]..e[1]) {
-                    add_row(h, at, v);
+            // one loop over the rows' entries, four at a time, without a branch at each
+            // row's end (whose place is anyone's guess)
+            let (a, b) = match ends.get(start..start + gh.len() + 1) {
+                Some([a, .., b]) => (a / 4, b / 4),
+                _ => (0, 0),
+            };
+            let quads = entries.get(4 * a..4 * b).unwrap_or(&[]).chunks_exact(4);
+            for (q, &r) in quads.zip(quad_rows.get(a..b).unwrap_or(&[])) {
+                if let Some(&v) = gh.get((r as usize).wrapping_sub(start)) {
+                    add_row(h, q, v);
                 }
             }
         }
