@@ -511,12 +511,11 @@ fn gradients(scores: &[f64], y: &[bool], pos_weight: f64, scale: &Scale, gh: &mu
         });
 }
 
-/// Buffers reused from leaf to leaf and tree to tree: histograms, the gradients of a
-/// leaf's rows, and the right-hand rows of a partition.
+/// Buffers reused from leaf to leaf and tree to tree: histograms and the right-hand rows
+/// of a partition.
 #[derive(Default)]
 struct HistPool {
     free: Vec<Vec<Sums>>,
-    gathered: Vec<Sums>,
     scratch: Vec<u32>,
 }
 
@@ -598,15 +597,13 @@ impl Grower<'_> {
                 active,
             );
         } else {
-            pool.gathered.clear();
-            pool.gathered.extend(rows.iter().map(|&r| gh[r as usize]));
             histogram::build(
                 &mut hist,
                 &mut pool.free,
                 self.layout,
                 self.row_bins,
                 Some(rows),
-                &pool.gathered,
+                gh,
                 total,
                 active,
             );

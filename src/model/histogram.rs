@@ -305,8 +305,8 @@ fn add_row(h: &mut [Sums], at: &[u16], v: Sums) {
     }
 }
 
-/// Adds rows to the histogram `h` of one group: `rows[i]` with `gh[i]`, or row `start + i`
-/// with `gh[i]` when `rows` is `None`.
+/// Adds rows to the histogram `h` of one group: the rows `rows` with `gh[row]`, or row
+/// `start + i` with `gh[i]` when `rows` is `None`.
 fn add_rows(h: &mut [Sums], group: &Group, rows: Option<&[u32]>, start: usize, gh: &[Sums]) {
     let Group {
         ends,
@@ -317,16 +317,17 @@ fn add_rows(h: &mut [Sums], group: &Group, rows: Option<&[u32]>, start: usize, g
         Some(rows) => {
             // A leaf's rows lie far apart: look a batch of them up first, so that their
             // cache misses overlap instead of coming one after the other.
-            let mut spans = [(0usize, 0usize); BATCH];
-            for (batch, gh) in rows.chunks(BATCH).zip(gh.chunks(BATCH)) {
+            let mut spans = [(0usize, 0usize, Sums::default()); BATCH];
+            for batch in rows.chunks(BATCH) {
                 let mut touch = 0u16;
                 for (span, &r) in spans.iter_mut().zip(batch) {
                     let r = r as usize;
-                    *span = ends.get(r..r + 2).map_or((0, 0), |e| (e[0], e[1]));
-                    touch ^= entries.get(span.0).copied().unwrap_or(0);
+                    let (a, b) = ends.get(r..r + 2).map_or((0, 0), |e| (e[0], e[1]));
+                    *span = (a, b, gh.get(r).copied().unwrap_or_default());
+                    touch ^= entries.get(a).copied().unwrap_or(0);
                 }
                 std::hint::black_box(touch);
-                for (&(a, b), &v) in spans.iter().zip(gh) {
+                for &(a, b, v) in spans.iter().take(batch.len()) {
                     if let Some(at) = entries.get(a..b) {
                         add_row(h, at, v);
                     }
@@ -350,10 +351,9 @@ fn add_rows(h: &mut [Sums], group: &Group, rows: Option<&[u32]>, start: usize, g
     }
 }
 
-/// Builds the histogram of the rows `rows` into `hist`, for at least the features in
-/// `active`. `gh[i]` is the sums of the `i`-th row of `rows` (already gathered), or of
-/// row `i` when `rows` is `None` (all rows, in order); `total` is the sum of `gh`.
-/// `spare` lends and takes back buffers for the chunks.
+/// Builds the histogram of the rows `rows` (all rows, in order, when `None`) into `hist`,
+/// for at least the features in `active`. `gh[r]` is the sums of row `r`; `total` is
+/// the sum over the rows. `spare` lends and takes back buffers for the chunks.
 pub fn build(
     hist: &mut [Sums],
     spare: &mut Vec<Vec<Sums>>,
@@ -364,7 +364,7 @@ pub fn build(
     total: &Sums,
     active: &[bool],
 ) {
-    let m = gh.len();
+    let m = rows.map_or(gh.len(), <[u32]>::len);
     let chunks = rayon::current_num_threads().min(m / CHUNK_ROWS).max(1);
     let bounds = |c: usize| (c * m / chunks, (c + 1) * m / chunks);
     let mut parts: Vec<Vec<Sums>> = (1..chunks)
@@ -383,8 +383,10 @@ pub fn build(
                 continue;
             }
             let h = &mut h[layout.offsets[first]..layout.offsets[last]];
-            let rows = rows.map(|r| &r[start..end]);
-            add_rows(h, group, rows, start, &gh[start..end]);
+            match rows {
+                Some(rows) => add_rows(h, group, Some(&rows[start..end]), start, gh),
+                None => add_rows(h, group, None, start, &gh[start..end]),
+            }
         }
     };
     let mut slices: Vec<&mut [Sums]> = Vec::with_capacity(chunks);
@@ -810,11 +812,11 @@ mod tests {
         let leaf: Vec<u32> = (0..20_000).filter(|r| r % 7 != 3).collect();
         let gathered: Vec<Sums> = leaf.iter().map(|&r| gh[r as usize]).collect();
         let all: Vec<u32> = (0..20_000).collect();
-        for (rows, grads, expected) in [
-            (None, &gh, naive(&bins, &layout, &all, &gh)),
+        for (rows, sums, expected) in [
+            (None, total(&gh), naive(&bins, &layout, &all, &gh)),
             (
                 Some(&leaf[..]),
-                &gathered,
+                total(&gathered),
                 naive(&bins, &layout, &leaf, &gh),
             ),
         ] {
@@ -831,8 +833,8 @@ mod tests {
                         &layout,
                         &row_bins,
                         rows,
-                        grads,
-                        &total(grads),
+                        &gh,
+                        &sums,
                         &active,
                     )
                 });
