@@ -355,17 +355,24 @@ impl FeatureSchema {
     pub fn matrix(&self, batch: &RecordBatch) -> Result<Array2<f64>, ModelError> {
         self.check(batch)?;
         let rows = batch.num_rows();
-        let mut x = Array2::from_elem((rows, self.columns.len()), f64::NAN);
-        for (j, column) in self.columns.iter().enumerate() {
-            let Some(array) = batch.column_by_name(&column.name) else {
+        // columns read in parallel; the first error in column order is the one reported
+        let columns: Vec<Result<Option<Vec<f64>>, ModelError>> = self
+            .columns
+            .par_iter()
+            .map(|column| {
                 // `check` has seen every feature column; keep the matrix honest anyway.
-                continue;
-            };
-            let values = read_column(&column.name, array, &column.kind)?;
-            for (cell, v) in x.column_mut(j).iter_mut().zip(values) {
-                *cell = v;
-            }
-        }
+                batch
+                    .column_by_name(&column.name)
+                    .map(|array| read_column(&column.name, array, &column.kind))
+                    .transpose()
+            })
+            .collect();
+        let columns = columns.into_iter().collect::<Result<Vec<_>, _>>()?;
+        // filled row by row, so that writes are sequential
+        let x = Array2::from_shape_fn((rows, self.columns.len()), |(i, j)| match columns.get(j) {
+            Some(Some(values)) => values.get(i).copied().unwrap_or(f64::NAN),
+            _ => f64::NAN,
+        });
         Ok(x)
     }
 
