@@ -354,6 +354,7 @@ fn add_rows(h: &mut [Sums], group: &Group, rows: Option<&[u32]>, start: usize, g
 /// Builds the histogram of the rows `rows` (all rows, in order, when `None`) into `hist`,
 /// for at least the features in `active`. `gh[r]` is the sums of row `r`; `total` is
 /// the sum over the rows. `spare` lends and takes back buffers for the chunks.
+#[allow(clippy::too_many_arguments)]
 pub fn build(
     hist: &mut [Sums],
     spare: &mut Vec<Vec<Sums>>,
