@@ -1,7 +1,7 @@
 //! Quantile binning: each feature becomes at most 255 small integers, so that a tree
 //! learner works on histograms instead of sorted values.
 //!
-//! Bin 0 always holds missing values. A numeric feature with few distinct values gives
+//! Bin 0 always holds missing values (and infinities, which trees read as missing). A numeric feature with few distinct values gives
 //! each its own bin (thresholds halfway between neighbours); one with many gets
 //! equal-frequency bins, where a value frequent enough keeps a bin of its own. A
 //! categorical feature's code `c` goes to bin `c + 1`.
@@ -38,7 +38,7 @@ pub enum BinMapper {
 impl BinMapper {
     /// Fits the boundaries of a numeric feature on its values (`NaN` = missing).
     pub fn numeric(values: &[f64], max_bins: usize) -> BinMapper {
-        let mut sorted: Vec<f64> = values.iter().copied().filter(|v| !v.is_nan()).collect();
+        let mut sorted: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
         sorted.sort_unstable_by(|a, b| a.total_cmp(b));
         // distinct values with their counts
         let mut distinct: Vec<(f64, usize)> = Vec::new();
@@ -68,10 +68,11 @@ impl BinMapper {
         }
     }
 
-    /// The bin of a value.
+    /// The bin of a value; non-finite values are missing, as [`super::tree::SplitRule`]
+    /// reads them.
     #[inline]
     pub fn bin(&self, v: f64) -> u8 {
-        if v.is_nan() {
+        if !v.is_finite() {
             return 0;
         }
         match self {
@@ -136,6 +137,21 @@ pub struct BinnedMatrix {
     pub rows: usize,
     /// `bins[f]` has the bin of every row for feature `f`.
     pub bins: Vec<Vec<u8>>,
+}
+
+impl BinnedMatrix {
+    /// The rows `rows`, in that order; `None` when one is out of range.
+    pub fn select(&self, rows: &[usize]) -> Option<BinnedMatrix> {
+        let bins = self
+            .bins
+            .par_iter()
+            .map(|column| rows.iter().map(|&r| column.get(r).copied()).collect())
+            .collect::<Option<Vec<Vec<u8>>>>()?;
+        Some(BinnedMatrix {
+            rows: rows.len(),
+            bins,
+        })
+    }
 }
 
 /// Fits one mapper per column on the rows of `x`; boundaries come from at most 200 000

@@ -5,6 +5,8 @@
 //! 1. fit the [`FeatureSchema`] and read the feature matrix;
 //! 2. hold out a stratified `calibration_fraction` of the rows (seeded);
 //! 3. fit the boosted trees on the rest (early stopping, when asked, on the held-out rows);
+//!    the features are binned once, on every row (no label involved), for this fit and
+//!    the refit;
 //! 4. choose Platt or isotonic calibration on the held-out rows;
 //! 5. refit the trees on every row, as many as step 3 kept, so that the final model
 //!    learns from all the data; the calibrator of step 4 maps its margins (`refit`,
@@ -294,15 +296,16 @@ impl ChurnModel {
 
         let valid = (!held.is_empty()).then(|| (x_held.view(), y_held.as_slice()));
         let fit_baselines = || fit_baselines(x_train.view(), &y_train, &types, p);
+        let binned = params.gbdt.bin(x.view(), &types)?;
         let fit_and_calibrate = || -> Result<_, ModelError> {
             let gbdt = params
                 .gbdt
-                .fit_matrix(x_train.view(), &y_train, &types, valid)?;
+                .fit_binned(&binned, Some(&train), &y_train, valid)?;
             let (calibrator, calibration) = if held.is_empty() {
                 let (_, report) = calibration::choose(&[], &[], p.seed);
                 (Calibrator::Sigmoid, report)
             } else {
-                let margins = gbdt.predict_margin(x_held.view())?;
+                let margins = gbdt.predict_margin_binned(&binned, &held)?;
                 calibration::choose(&margins, &y_held, p.seed)
             };
             Ok((gbdt, calibrator, calibration))
@@ -317,7 +320,7 @@ impl ChurnModel {
                     schema.typical_values(&x),
                 )
             },
-            || refit_now.then(|| params.gbdt.fit_matrix(x.view(), labels, &types, None)),
+            || refit_now.then(|| params.gbdt.fit_binned(&binned, None, labels, None)),
         );
         let (gbdt, calibrator, calibration) = first?;
         let (gbdt, refit_rows) = if let Some(refit) = early_refit {
@@ -329,7 +332,7 @@ impl ChurnModel {
                 ..p.clone()
             }
             .check()?;
-            let refit = all_rows.gbdt.fit_matrix(x.view(), labels, &types, None)?;
+            let refit = all_rows.gbdt.fit_binned(&binned, None, labels, None)?;
             (refit, Some(rows))
         } else {
             (gbdt, None)

@@ -21,6 +21,7 @@
 //!   scoring night. The features stage turns dates into durations (`tenure_days`).
 //! - Nulls, NaN and ±∞ are missing, `NaN` in the matrix.
 
+use rayon::prelude::*;
 use std::collections::{BTreeMap, BTreeSet};
 
 use arrow::array::{Array, ArrayRef, AsArray};
@@ -354,17 +355,24 @@ impl FeatureSchema {
     pub fn matrix(&self, batch: &RecordBatch) -> Result<Array2<f64>, ModelError> {
         self.check(batch)?;
         let rows = batch.num_rows();
-        let mut x = Array2::from_elem((rows, self.columns.len()), f64::NAN);
-        for (j, column) in self.columns.iter().enumerate() {
-            let Some(array) = batch.column_by_name(&column.name) else {
+        // columns read in parallel; the first error in column order is the one reported
+        let columns: Vec<Result<Option<Vec<f64>>, ModelError>> = self
+            .columns
+            .par_iter()
+            .map(|column| {
                 // `check` has seen every feature column; keep the matrix honest anyway.
-                continue;
-            };
-            let values = read_column(&column.name, array, &column.kind)?;
-            for (cell, v) in x.column_mut(j).iter_mut().zip(values) {
-                *cell = v;
-            }
-        }
+                batch
+                    .column_by_name(&column.name)
+                    .map(|array| read_column(&column.name, array, &column.kind))
+                    .transpose()
+            })
+            .collect();
+        let columns = columns.into_iter().collect::<Result<Vec<_>, _>>()?;
+        // filled row by row, so that writes are sequential
+        let x = Array2::from_shape_fn((rows, self.columns.len()), |(i, j)| match columns.get(j) {
+            Some(Some(values)) => values.get(i).copied().unwrap_or(f64::NAN),
+            _ => f64::NAN,
+        });
         Ok(x)
     }
 
@@ -393,7 +401,7 @@ impl FeatureSchema {
     /// a column has no value at all.
     pub fn typical_values(&self, x: &Array2<f64>) -> Vec<f64> {
         self.columns
-            .iter()
+            .par_iter()
             .enumerate()
             .map(|(j, column)| {
                 let mut values: Vec<f64> = x
@@ -411,17 +419,19 @@ impl FeatureSchema {
     }
 }
 
-/// Median of non-NaN values (`NaN` when empty); sorts `values`.
+/// Median of non-NaN values (`NaN` when empty); reorders `values`.
 pub fn median(values: &mut [f64]) -> f64 {
-    if values.is_empty() {
+    let n = values.len();
+    if n == 0 {
         return f64::NAN;
     }
-    values.sort_by(|a, b| a.total_cmp(b));
-    let n = values.len();
+    // the middle value in sorted order, without sorting the rest
+    let (below, &mut middle, _) = values.select_nth_unstable_by(n / 2, |a, b| a.total_cmp(b));
     if n % 2 == 1 {
-        values[n / 2]
+        middle
     } else {
-        (values[n / 2 - 1] + values[n / 2]) / 2.0
+        let lower = below.iter().copied().max_by(|a, b| a.total_cmp(b));
+        (lower.unwrap_or(middle) + middle) / 2.0
     }
 }
 

@@ -9,11 +9,15 @@
 //!   imbalance needs no resampling; `scale_pos_weight` is there for who wants it, and the
 //!   churn model's calibration then fixes the probabilities.
 //! - Optional per-tree feature and row subsampling and early stopping on a validation
-//!   slice; all randomness comes from one seeded ChaCha8 stream.
+//!   slice; all randomness comes from ChaCha8 streams seeded with `seed`.
+//! - Gradients and hessians are summed in fixed point ([`super::histogram::Sums`]), so
+//!   that histograms are exact integer sums.
+//! - [`GbdtValidParams::bin`] and [`GbdtValidParams::fit_binned`] let several fits on
+//!   rows of one matrix share its binning.
 //!
-//! Determinism: parallel work (histograms over features, gradients and predictions over
-//! rows) never reduces floats across threads, so a fit gives the same bits for any
-//! thread count.
+//! Determinism: parallel work (histograms over chunks of rows, gradients and predictions
+//! over rows) never reduces floats across threads, and integer sums do not depend on
+//! their order, so a fit gives the same bits for any thread count.
 
 use linfa::ParamGuard;
 use linfa::dataset::{AsSingleTargets, DatasetBase};
@@ -28,7 +32,7 @@ use serde::{Deserialize, Serialize};
 use super::binning::{BinMapper, BinnedMatrix, MAX_BINS, bin_matrix, fit_mappers};
 use super::design::ColumnType;
 use super::error::ModelError;
-use super::histogram::{self, Candidate, Layout, RowBins, SplitConfig, Stats};
+use super::histogram::{self, Candidate, Layout, RowBins, Scale, SplitConfig, Sums};
 use super::tree::{Node, Split, Tree};
 
 /// Checked hyper-parameters of [`GbdtModel`]; see [`GbdtParams`] for each one's meaning.
@@ -280,17 +284,54 @@ impl GbdtValidParams {
         types: &[ColumnType],
         valid: Option<(ArrayView2<'_, f64>, &[bool])>,
     ) -> Result<GbdtModel, ModelError> {
-        let rows = x.nrows();
-        if y.len() != rows {
-            return Err(ModelError::LabelCount {
-                rows,
-                labels: y.len(),
-            });
-        }
+        self.fit_binned(&self.bin(x, types)?, None, y, valid)
+    }
+
+    /// Bins `x` (as [`Self::fit_matrix`] reads it) for [`Self::fit_binned`], so that
+    /// several fits on its rows bin it once. Each feature's boundaries come from all its
+    /// rows (at most 200 000 of them, drawn with the seed).
+    pub fn bin(
+        &self,
+        x: ArrayView2<'_, f64>,
+        types: &[ColumnType],
+    ) -> Result<BinnedFeatures, ModelError> {
         if types.len() != x.ncols() {
             return Err(ModelError::MatrixWidth {
                 expected: types.len(),
                 found: x.ncols(),
+            });
+        }
+        let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
+        let mappers = fit_mappers(x, types, self.max_bins, &mut rng);
+        let data = bin_matrix(x, &mappers);
+        Ok(BinnedFeatures { mappers, data })
+    }
+
+    /// [`Self::fit_matrix`] on the rows `rows` (every row when `None`) of binned
+    /// features; `y` has one label per fitted row.
+    pub fn fit_binned(
+        &self,
+        binned: &BinnedFeatures,
+        rows: Option<&[usize]>,
+        y: &[bool],
+        valid: Option<(ArrayView2<'_, f64>, &[bool])>,
+    ) -> Result<GbdtModel, ModelError> {
+        let mappers = &binned.mappers;
+        let selected;
+        let data = match rows {
+            Some(rows) => {
+                selected = binned.data.select(rows).ok_or_else(|| {
+                    invalid("rows", "must be rows of the binned features", rows.len())
+                })?;
+                &selected
+            }
+            None => &binned.data,
+        };
+        let rows = data.rows;
+        if y.len() != rows {
+            return Err(ModelError::LabelCount {
+                rows,
+                labels: y.len(),
             });
         }
         if rows > u32::MAX as usize {
@@ -301,9 +342,8 @@ impl GbdtValidParams {
             return Err(ModelError::OneClass { rows, positives });
         }
         let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
-        let mappers = fit_mappers(x, types, self.max_bins, &mut rng);
-        let data = bin_matrix(x, &mappers);
-        let layout = Layout::new(&mappers);
+        let layout = Layout::new(mappers);
+        let n_features = mappers.len();
 
         let weight = |label: bool| if label { self.scale_pos_weight } else { 1.0 };
         let total_weight: f64 = y.iter().map(|&l| weight(l)).sum();
@@ -312,9 +352,9 @@ impl GbdtValidParams {
 
         let valid = match valid {
             Some((vx, vy)) if self.early_stopping_rounds.is_some() => {
-                if vx.ncols() != x.ncols() {
+                if vx.ncols() != n_features {
                     return Err(ModelError::MatrixWidth {
-                        expected: x.ncols(),
+                        expected: n_features,
                         found: vx.ncols(),
                     });
                 }
@@ -324,7 +364,7 @@ impl GbdtValidParams {
                         labels: vy.len(),
                     });
                 }
-                (!vy.is_empty()).then(|| (bin_matrix(vx, &mappers), vy))
+                (!vy.is_empty()).then(|| (bin_matrix(vx, mappers), vy))
             }
             _ => None,
         };
@@ -341,23 +381,25 @@ impl GbdtValidParams {
             min_gain: self.min_gain_to_split,
         };
         let row_bins = RowBins::new(&data.bins, rows, &layout);
+        // |gradient| <= weight, hessian <= weight / 4
+        let max_weight = self.scale_pos_weight.max(1.0);
         let grower = Grower {
-            data: &data,
+            data,
             row_bins: &row_bins,
-            mappers: &mappers,
+            mappers,
             layout: &layout,
+            scale: Scale::new(rows, max_weight, max_weight / 4.0),
             config,
             params: self,
         };
 
-        let n_features = x.ncols();
         let mut scores = vec![base_score; rows];
-        let mut gh = vec![(0.0, 0.0); rows];
+        let mut gh = vec![Sums::default(); rows];
         let mut trees = Vec::with_capacity(self.n_trees);
         let mut rows_buf: Vec<u32> = Vec::with_capacity(rows);
         let mut pool = HistPool::default();
         for _ in 0..self.n_trees {
-            gradients(&scores, y, self.scale_pos_weight, &mut gh);
+            gradients(&scores, y, self.scale_pos_weight, &grower.scale, &mut gh);
 
             // rows and features of this tree
             let bagged = self.bagging_fraction < 1.0;
@@ -387,7 +429,7 @@ impl GbdtValidParams {
                     .par_iter_mut()
                     .enumerate()
                     .with_min_len(4096)
-                    .for_each(|(r, s)| *s += tree.predict_binned(&data, r));
+                    .for_each(|(r, s)| *s += tree.predict_binned(data, r));
             } else {
                 for (start, end, value) in &grown.leaves {
                     for &r in &rows_buf[*start..*end] {
@@ -457,39 +499,38 @@ fn sigmoid(m: f64) -> f64 {
     1.0 / (1.0 + (-m).exp())
 }
 
-/// Log-loss gradients and hessians at the current margins.
-fn gradients(scores: &[f64], y: &[bool], pos_weight: f64, gh: &mut [(f64, f64)]) {
+/// Log-loss gradients and hessians at the current margins, in fixed point.
+fn gradients(scores: &[f64], y: &[bool], pos_weight: f64, scale: &Scale, gh: &mut [Sums]) {
     gh.par_iter_mut()
         .zip(scores.par_iter().zip(y.par_iter()))
         .with_min_len(8192)
         .for_each(|(out, (&s, &label))| {
             let p = sigmoid(s);
             let (target, w) = if label { (1.0, pos_weight) } else { (0.0, 1.0) };
-            *out = ((p - target) * w, (p * (1.0 - p)).max(1e-16) * w);
+            *out = scale.row((p - target) * w, p * (1.0 - p) * w);
         });
 }
 
-/// Buffers reused from leaf to leaf and tree to tree: histograms, the gradients of a
-/// leaf's rows, and the right-hand rows of a partition.
+/// Buffers reused from leaf to leaf and tree to tree: histograms and the right-hand rows
+/// of a partition.
 #[derive(Default)]
 struct HistPool {
-    free: Vec<Vec<Stats>>,
-    gathered: Vec<(f64, f64)>,
+    free: Vec<Vec<Sums>>,
     scratch: Vec<u32>,
 }
 
 impl HistPool {
-    fn take(&mut self, len: usize) -> Vec<Stats> {
+    fn take(&mut self, len: usize) -> Vec<Sums> {
         match self.free.pop() {
             Some(mut h) => {
-                h.resize(len, Stats::default());
+                h.resize(len, Sums::default());
                 h
             }
-            None => vec![Stats::default(); len],
+            None => vec![Sums::default(); len],
         }
     }
 
-    fn give(&mut self, h: Vec<Stats>) {
+    fn give(&mut self, h: Vec<Sums>) {
         self.free.push(h);
     }
 }
@@ -500,8 +541,8 @@ struct Leaf {
     start: usize,
     end: usize,
     depth: usize,
-    stats: Stats,
-    hist: Vec<Stats>,
+    stats: Sums,
+    hist: Vec<Sums>,
     best: Option<Candidate>,
 }
 
@@ -516,33 +557,33 @@ struct Grower<'a> {
     row_bins: &'a RowBins,
     mappers: &'a [BinMapper],
     layout: &'a Layout,
+    scale: Scale,
     config: SplitConfig,
     params: &'a GbdtValidParams,
 }
 
 impl Grower<'_> {
-    fn output(&self, s: &Stats) -> f64 {
+    fn node(&self, s: &Sums) -> Node {
+        let s = self.scale.stats(s);
         let v = -s.g / (s.h + self.params.lambda) * self.params.learning_rate;
-        if v.is_finite() { v } else { 0.0 }
-    }
-
-    fn node(&self, s: &Stats) -> Node {
         Node {
-            value: self.output(s),
+            value: if v.is_finite() { v } else { 0.0 },
             count: s.n,
             split: None,
         }
     }
 
-    /// Histogram of `rows[start..end]`; `all_rows` says the range is every row in order.
+    /// Histogram of `rows`, whose sums are `total`; `all_rows` says `rows` is every row
+    /// in order.
     fn histogram(
         &self,
         rows: &[u32],
         all_rows: bool,
-        gh: &[(f64, f64)],
+        gh: &[Sums],
+        total: &Sums,
         active: &[bool],
         pool: &mut HistPool,
-    ) -> Vec<Stats> {
+    ) -> Vec<Sums> {
         let mut hist = pool.take(self.layout.total());
         if all_rows {
             histogram::build(
@@ -552,36 +593,38 @@ impl Grower<'_> {
                 self.row_bins,
                 None,
                 gh,
+                total,
                 active,
             );
         } else {
-            pool.gathered.clear();
-            pool.gathered.extend(rows.iter().map(|&r| gh[r as usize]));
             histogram::build(
                 &mut hist,
                 &mut pool.free,
                 self.layout,
                 self.row_bins,
                 Some(rows),
-                &pool.gathered,
+                gh,
+                total,
                 active,
             );
         }
         hist
     }
 
-    fn can_split(&self, leaf_n: u32, depth: usize) -> bool {
+    fn can_split(&self, leaf: &Leaf) -> bool {
+        let (leaf_n, depth) = (self.scale.count(&leaf.stats), leaf.depth);
         leaf_n >= 2 * self.config.min_data_in_leaf
             && self.params.max_depth.is_none_or(|d| depth < d)
     }
 
     fn find(&self, leaf: &mut Leaf, active: &[bool]) {
-        leaf.best = if self.can_split(leaf.stats.n, leaf.depth) {
+        leaf.best = if self.can_split(leaf) {
             histogram::best_split(
                 &leaf.hist,
                 self.layout,
                 self.mappers,
                 &leaf.stats,
+                &self.scale,
                 active,
                 &self.config,
             )
@@ -596,21 +639,23 @@ impl Grower<'_> {
         &self,
         rows: &mut [u32],
         all_rows: bool,
-        gh: &[(f64, f64)],
+        gh: &[Sums],
         active: &[bool],
         pool: &mut HistPool,
     ) -> Grown {
-        let mut root_stats = Stats::default();
-        for &r in rows.iter() {
-            let (g, h) = gh[r as usize];
-            root_stats.g += g;
-            root_stats.h += h;
-            root_stats.n += 1;
-        }
+        let root_stats = if all_rows {
+            histogram::total(gh)
+        } else {
+            let mut t = Sums::default();
+            for &r in rows.iter() {
+                t.add(&gh[r as usize]);
+            }
+            t
+        };
         let mut tree = Tree {
             nodes: vec![self.node(&root_stats)],
         };
-        let hist = self.histogram(rows, all_rows, gh, active, pool);
+        let hist = self.histogram(rows, all_rows, gh, &root_stats, active, pool);
         let mut root = Leaf {
             node: 0,
             start: 0,
@@ -705,7 +750,14 @@ impl Grower<'_> {
                 } else {
                     (&mut right, &mut left)
                 };
-                small.hist = self.histogram(&rows[small.start..small.end], false, gh, active, pool);
+                small.hist = self.histogram(
+                    &rows[small.start..small.end],
+                    false,
+                    gh,
+                    &small.stats,
+                    active,
+                    pool,
+                );
                 let mut large_hist = parent_hist;
                 histogram::subtract(&mut large_hist, &small.hist, self.layout, active);
                 large.hist = large_hist;
@@ -728,6 +780,13 @@ impl Grower<'_> {
         }
         Grown { tree, leaves: out }
     }
+}
+
+/// A feature matrix binned once ([`GbdtValidParams::bin`]), for several fits on its rows.
+#[derive(Debug, Clone)]
+pub struct BinnedFeatures {
+    mappers: Vec<BinMapper>,
+    data: BinnedMatrix,
 }
 
 /// A fitted boosted-tree classifier: margins (log-odds) are the base score plus the sum
@@ -772,6 +831,42 @@ impl GbdtModel {
                 m
             })
             .collect())
+    }
+
+    /// [`Self::predict_margin`] of the rows `rows` of the binned features this model was
+    /// fitted on (by [`GbdtValidParams::fit_binned`]): the same margins, read from the
+    /// bins, tree after tree.
+    pub fn predict_margin_binned(
+        &self,
+        binned: &BinnedFeatures,
+        rows: &[usize],
+    ) -> Result<Vec<f64>, ModelError> {
+        let data = &binned.data;
+        if binned.mappers.len() != self.n_features {
+            return Err(ModelError::MatrixWidth {
+                expected: self.n_features,
+                found: binned.mappers.len(),
+            });
+        }
+        if rows.iter().any(|&r| r >= data.rows) {
+            return Err(invalid(
+                "rows",
+                "must be rows of the binned features",
+                rows.len(),
+            ));
+        }
+        let mut margins = vec![self.base_score; rows.len()];
+        margins
+            .par_chunks_mut(1024)
+            .zip(rows.par_chunks(1024))
+            .for_each(|(m, rows)| {
+                for tree in &self.trees {
+                    for (m, &r) in m.iter_mut().zip(rows) {
+                        *m += tree.predict_binned(data, r);
+                    }
+                }
+            });
+        Ok(margins)
     }
 
     /// Churn probabilities, uncalibrated.
@@ -911,6 +1006,35 @@ mod tests {
                 assert!((c.row(i).sum() - m).abs() < 1e-9, "shap={shap}");
             }
         }
+    }
+
+    #[test]
+    fn margins_from_the_bins_match_margins_from_the_values() {
+        let (mut x, y) = logistic_truth(1500, 6, 9);
+        x[[3, 2]] = f64::NAN;
+        x[[7, 4]] = f64::INFINITY;
+        x[[5, 2]] = f64::NAN;
+        x[[10, 4]] = f64::NEG_INFINITY;
+        let types = vec![ColumnType::Numeric; 6];
+        let params = GbdtParams::new().n_trees(20).check().unwrap();
+        let binned = params.bin(x.view(), &types).unwrap();
+        let train: Vec<usize> = (0..1500).filter(|r| r % 5 != 0).collect();
+        let held: Vec<usize> = (0..1500).filter(|r| r % 5 == 0).collect();
+        let y_train: Vec<bool> = train.iter().map(|&r| y[r]).collect();
+        let model = params
+            .fit_binned(&binned, Some(&train), &y_train, None)
+            .unwrap();
+        let from_values = model.predict_margin(x.view()).unwrap();
+        let from_bins = model.predict_margin_binned(&binned, &held).unwrap();
+        for (k, &r) in held.iter().enumerate() {
+            assert_eq!(from_bins[k], from_values[r], "row {r}");
+        }
+        assert!(model.predict_margin_binned(&binned, &[1500]).is_err());
+        assert!(
+            params
+                .fit_binned(&binned, Some(&[1500]), &[true], None)
+                .is_err()
+        );
     }
 
     #[test]

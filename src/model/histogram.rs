@@ -2,17 +2,18 @@
 //! the boosted trees.
 //!
 //! A leaf's histogram holds, for every feature and bin, the sums of the gradients and
-//! hessians of its rows and their count. Histograms are built feature by feature, in
-//! parallel over features; within a feature rows are added in their order in the leaf, so
-//! every sum is the same for any number of threads. A child's histogram is its parent's
-//! minus its sibling's, so only the smaller child is ever built from rows.
+//! hessians of its rows and their count, in fixed point ([`Sums`]). Histograms are built
+//! row by row ([`RowBins`]), in parallel over chunks of rows; integer sums are exact, so
+//! every sum is the same for any order of the rows and any number of threads. A child's
+//! histogram is its parent's minus its sibling's, so only the smaller child is ever built
+//! from rows.
 
 use rayon::prelude::*;
 
 use super::binning::BinMapper;
 use super::tree::SplitRule;
 
-/// Sums over the rows of a bin, or of a leaf.
+/// Sums over the rows of a bin or a leaf, decoded from [`Sums`] for the split search.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Stats {
     /// Sum of gradients.
@@ -23,20 +24,124 @@ pub struct Stats {
     pub n: u32,
 }
 
-impl Stats {
+/// Sums over the rows of a bin or a leaf, in fixed point (see [`Scale`]): the gradients'
+/// sum in `g` (two's complement), and in `hn` the row count above the hessians' sum.
+///
+/// Integer sums are exact, so they do not depend on the order of the additions (nor on
+/// the threads), a histogram minus a child's is exactly the sibling's, and one row adds
+/// to a histogram entry with two integer additions.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Sums {
+    g: u64,
+    hn: u64,
+}
+
+impl Sums {
+    /// `self += o`.
     #[inline]
-    fn add(&mut self, o: &Stats) {
-        self.g += o.g;
-        self.h += o.h;
-        self.n += o.n;
+    pub fn add(&mut self, o: &Sums) {
+        self.g = self.g.wrapping_add(o.g);
+        self.hn = self.hn.wrapping_add(o.hn);
     }
 
+    /// `self - o`.
     #[inline]
-    fn minus(&self, o: &Stats) -> Stats {
+    pub fn minus(&self, o: &Sums) -> Sums {
+        Sums {
+            g: self.g.wrapping_sub(o.g),
+            hn: self.hn.wrapping_sub(o.hn),
+        }
+    }
+}
+
+/// Sums of these rows.
+pub fn total(rows: &[Sums]) -> Sums {
+    let mut t = Sums::default();
+    for s in rows {
+        t.add(s);
+    }
+    t
+}
+
+/// The fixed point of [`Sums`], chosen so that sums over up to `rows` rows never overflow:
+/// the count takes the bits from `shift` up (as many as `rows` needs), the hessians the
+/// `shift` bits below, and the gradients all 64 bits of their own. A row's hessian is at
+/// most `2^shift / rows` units: about 2^29 levels at 100 000 rows, 2^23 at a million,
+/// 2^11 at 67 million (and none near 2^31 rows). Gradients get 2^62 / rows levels.
+#[derive(Debug, Clone, Copy)]
+pub struct Scale {
+    shift: u32,
+    /// Largest units of one row's |gradient| and hessian.
+    g_max: u64,
+    h_max: u64,
+    /// Units per gradient (hessian) of 1, and back.
+    g_scale: f64,
+    h_scale: f64,
+    g_unit: f64,
+    h_unit: f64,
+}
+
+impl Scale {
+    /// The scale for sums over at most `rows` rows of gradients `|g| <= max_g` and
+    /// hessians `0 <= h <= max_h` (larger values are clamped).
+    pub fn new(rows: usize, max_g: f64, max_h: f64) -> Scale {
+        let rows = rows.clamp(1, u32::MAX as usize) as u64;
+        let count_bits = u64::BITS - rows.leading_zeros();
+        let shift = 63 - count_bits;
+        let g_max = (1u64 << 62) / rows;
+        let h_max = ((1u64 << shift) - 1) / rows;
+        let per_unit = |units: u64, max: f64| {
+            let s = units as f64 / max;
+            if s.is_finite() && s > 0.0 { s } else { 1.0 }
+        };
+        let (g_scale, h_scale) = (per_unit(g_max, max_g), per_unit(h_max, max_h));
+        Scale {
+            shift,
+            g_max,
+            h_max,
+            g_scale,
+            h_scale,
+            g_unit: 1.0 / g_scale,
+            h_unit: 1.0 / h_scale,
+        }
+    }
+
+    /// One row's sums, rounded to the nearest unit.
+    #[inline]
+    pub fn row(&self, g: f64, h: f64) -> Sums {
+        // rounded half away from zero; `as` saturates (and maps NaN to 0), and the
+        // clamps keep sums from overflowing (signed conversions are the cheap ones)
+        let (g, h) = (g * self.g_scale, h * self.h_scale);
+        let g = ((g + 0.5f64.copysign(g)) as i64).clamp(-(self.g_max as i64), self.g_max as i64);
+        let h = ((h + 0.5) as i64).clamp(0, self.h_max as i64);
+        Sums {
+            g: g as u64,
+            hn: (1 << self.shift) | h as u64,
+        }
+    }
+
+    /// Rows in `s`.
+    #[inline]
+    pub fn count(&self, s: &Sums) -> u32 {
+        (s.hn >> self.shift) as u32
+    }
+
+    /// The gradient and hessian sums of `s`.
+    #[inline]
+    fn gh(&self, s: &Sums) -> (f64, f64) {
+        // signed conversions are one instruction; the hessian bits are below 2^62
+        let h = (s.hn & ((1 << self.shift) - 1)) as i64;
+        (s.g as i64 as f64 * self.g_unit, h as f64 * self.h_unit)
+    }
+
+    /// `s` decoded.
+    #[inline]
+    pub fn stats(&self, s: &Sums) -> Stats {
+        let (g, h) = self.gh(s);
         Stats {
-            g: self.g - o.g,
-            h: self.h - o.h,
-            n: self.n.saturating_sub(o.n),
+            g,
+            h,
+            n: self.count(s),
         }
     }
 }
@@ -67,14 +172,10 @@ impl Layout {
     }
 }
 
-/// Rows per chunk of a histogram, about: each chunk is summed apart (in parallel when it
-/// pays), then the chunks are added up in order. The chunks depend on the number of rows
-/// only, never on the threads.
-const CHUNK_ROWS: usize = 8192;
-
-/// Below this many row × feature additions a histogram is built on the calling thread;
-/// either way gives the same bits.
-const PARALLEL_WORK: usize = 64 * 1024;
+/// Fewest rows in a chunk of a histogram: a leaf's rows are cut into one chunk per thread,
+/// each summed apart, then the chunks are added up. Integer sums are the same for any
+/// chunks.
+const CHUNK_ROWS: usize = 4096;
 
 /// From this many bins in a histogram, the split search runs in parallel over features;
 /// below, it is over before a sleeping thread would wake up.
@@ -111,6 +212,8 @@ struct Group {
     ends: Vec<usize>,
     /// Histogram index, counted from the group's first bin, of each listed bin.
     entries: Vec<u16>,
+    /// The row of each four entries, so that a pass over consecutive rows is one loop.
+    quad_rows: Vec<u32>,
 }
 
 impl RowBins {
@@ -146,6 +249,9 @@ impl RowBins {
                 let mut ends = Vec::with_capacity(rows + 1);
                 let mut entries = Vec::new();
                 ends.push(0);
+                // pads fill rows up to a multiple of 4 entries; they add to the first
+                // feature's skipped bin, which is overwritten once the rows are added
+                let pad = skipped[first] as u16;
                 for r in 0..rows {
                     for f in first..last {
                         let b = bins[f][r];
@@ -154,9 +260,20 @@ impl RowBins {
                             entries.push(at as u16);
                         }
                     }
+                    while (entries.len() - ends[r]) % 4 != 0 {
+                        entries.push(pad);
+                    }
                     ends.push(entries.len());
                 }
-                Group { ends, entries }
+                let mut quad_rows = Vec::with_capacity(entries.len() / 4);
+                for (r, w) in ends.windows(2).enumerate() {
+                    quad_rows.extend(std::iter::repeat_n(r as u32, (w[1] - w[0]) / 4));
+                }
+                Group {
+                    ends,
+                    entries,
+                    quad_rows,
+                }
             })
             .collect();
         RowBins {
@@ -167,14 +284,13 @@ impl RowBins {
     }
 }
 
-/// Adds one row's gradient and hessian to the bins `at` of a histogram.
+/// Adds one row's sums to the bins `at` of a histogram, four at a time (a row has a
+/// multiple of four entries, so that no loop over the rest has to guess its length).
 #[inline(always)]
-fn add_row(h: &mut [Stats], at: &[u16], g: f64, hh: f64) {
+fn add_row(h: &mut [Sums], at: &[u16], v: Sums) {
     let mut add = |b: u16| {
         if let Some(e) = h.get_mut(b as usize) {
-            e.g += g;
-            e.h += hh;
-            e.n += 1;
+            e.add(&v);
         }
     };
     let mut quads = at.chunks_exact(4);
@@ -189,67 +305,78 @@ fn add_row(h: &mut [Stats], at: &[u16], g: f64, hh: f64) {
     }
 }
 
-/// Adds rows to the histogram `h` of one group: `rows[i]` with `gh[i]`, or row `start + i`
-/// with `gh[i]` when `rows` is `None`.
-fn add_rows(h: &mut [Stats], group: &Group, rows: Option<&[u32]>, start: usize, gh: &[(f64, f64)]) {
-    let Group { ends, entries } = group;
+/// Adds rows to the histogram `h` of one group: the rows `rows` with `gh[row]`, or row
+/// `start + i` with `gh[i]` when `rows` is `None`.
+fn add_rows(h: &mut [Sums], group: &Group, rows: Option<&[u32]>, start: usize, gh: &[Sums]) {
+    let Group {
+        ends,
+        entries,
+        quad_rows,
+    } = group;
     match rows {
         Some(rows) => {
             // A leaf's rows lie far apart: look a batch of them up first, so that their
             // cache misses overlap instead of coming one after the other.
-            let mut spans = [(0usize, 0usize); BATCH];
-            for (batch, gh) in rows.chunks(BATCH).zip(gh.chunks(BATCH)) {
+            let mut spans = [(0usize, 0usize, Sums::default()); BATCH];
+            for batch in rows.chunks(BATCH) {
                 let mut touch = 0u16;
                 for (span, &r) in spans.iter_mut().zip(batch) {
                     let r = r as usize;
-                    *span = ends.get(r..r + 2).map_or((0, 0), |e| (e[0], e[1]));
-                    touch ^= entries.get(span.0).copied().unwrap_or(0);
+                    let (a, b) = ends.get(r..r + 2).map_or((0, 0), |e| (e[0], e[1]));
+                    *span = (a, b, gh.get(r).copied().unwrap_or_default());
+                    touch ^= entries.get(a).copied().unwrap_or(0);
                 }
                 std::hint::black_box(touch);
-                for (&(a, b), &(g, hh)) in spans.iter().zip(gh) {
+                for &(a, b, v) in spans.iter().take(batch.len()) {
                     if let Some(at) = entries.get(a..b) {
-                        add_row(h, at, g, hh);
+                        add_row(h, at, v);
                     }
                 }
             }
         }
         None => {
-            let ends = ends.get(start..start + gh.len() + 1).unwrap_or(&[]);
-            for (e, &(g, hh)) in ends.windows(2).zip(gh) {
-                if let Some(at) = entries.get(e[0]..e[1]) {
-                    add_row(h, at, g, hh);
+            // one loop over the rows' entries, four at a time, without a branch at each
+            // row's end (whose place is anyone's guess)
+            let (a, b) = match ends.get(start..start + gh.len() + 1) {
+                Some([a, .., b]) => (a / 4, b / 4),
+                _ => (0, 0),
+            };
+            let quads = entries.get(4 * a..4 * b).unwrap_or(&[]).chunks_exact(4);
+            for (q, &r) in quads.zip(quad_rows.get(a..b).unwrap_or(&[])) {
+                if let Some(&v) = gh.get((r as usize).wrapping_sub(start)) {
+                    add_row(h, q, v);
                 }
             }
         }
     }
 }
 
-/// Builds the histogram of the rows `rows` into `hist`, for at least the features in
-/// `active`. `gh[i]` is the (gradient, hessian) of the `i`-th row of `rows` (already
-/// gathered), or of row `i` when `rows` is `None` (all rows, in order). `spare` lends
-/// and takes back buffers for the chunks. The sums depend on the rows only, never on the
-/// threads.
+/// Builds the histogram of the rows `rows` (all rows, in order, when `None`) into `hist`,
+/// for at least the features in `active`. `gh[r]` is the sums of row `r`; `total` is
+/// the sum over the rows. `spare` lends and takes back buffers for the chunks.
+#[allow(clippy::too_many_arguments)]
 pub fn build(
-    hist: &mut [Stats],
-    spare: &mut Vec<Vec<Stats>>,
+    hist: &mut [Sums],
+    spare: &mut Vec<Vec<Sums>>,
     layout: &Layout,
     bins: &RowBins,
     rows: Option<&[u32]>,
-    gh: &[(f64, f64)],
+    gh: &[Sums],
+    total: &Sums,
     active: &[bool],
 ) {
-    let m = gh.len();
-    let chunks = m.div_ceil(CHUNK_ROWS).max(1);
+    let m = rows.map_or(gh.len(), <[u32]>::len);
+    let chunks = rayon::current_num_threads().min(m / CHUNK_ROWS).max(1);
     let bounds = |c: usize| (c * m / chunks, (c + 1) * m / chunks);
-    let mut parts: Vec<Vec<Stats>> = (1..chunks)
+    let mut parts: Vec<Vec<Sums>> = (1..chunks)
         .map(|_| {
             let mut h = spare.pop().unwrap_or_default();
-            h.resize(hist.len(), Stats::default());
+            h.resize(hist.len(), Sums::default());
             h
         })
         .collect();
-    let fill = |(c, h): (usize, &mut [Stats])| {
-        h.fill(Stats::default());
+    let fill = |(c, h): (usize, &mut [Sums])| {
+        h.fill(Sums::default());
         let (start, end) = bounds(c);
         for (k, group) in bins.groups.iter().enumerate() {
             let (first, last) = (bins.starts[k], bins.starts[k + 1]);
@@ -257,20 +384,20 @@ pub fn build(
                 continue;
             }
             let h = &mut h[layout.offsets[first]..layout.offsets[last]];
-            let rows = rows.map(|r| &r[start..end]);
-            add_rows(h, group, rows, start, &gh[start..end]);
+            match rows {
+                Some(rows) => add_rows(h, group, Some(&rows[start..end]), start, gh),
+                None => add_rows(h, group, None, start, &gh[start..end]),
+            }
         }
     };
-    let mut slices: Vec<&mut [Stats]> = Vec::with_capacity(chunks);
+    let mut slices: Vec<&mut [Sums]> = Vec::with_capacity(chunks);
     slices.push(&mut *hist);
     slices.extend(parts.iter_mut().map(|h| &mut h[..]));
-    let work = m * active.iter().filter(|&&a| a).count();
-    if chunks > 1 && work >= PARALLEL_WORK {
+    if chunks > 1 {
         slices.into_par_iter().enumerate().for_each(fill);
     } else {
         slices.into_iter().enumerate().for_each(fill);
     }
-    // the chunks, in order
     for part in &parts {
         for (t, s) in hist.iter_mut().zip(part) {
             t.add(s);
@@ -278,16 +405,10 @@ pub fn build(
     }
     spare.append(&mut parts);
     // the skipped bins: the total of every row minus the feature's other bins
-    let mut total = Stats::default();
-    for &(g, h) in gh {
-        total.g += g;
-        total.h += h;
-    }
-    total.n = m as u32;
     for (f, w) in layout.offsets.windows(2).enumerate() {
         let bins_f = &mut hist[w[0]..w[1]];
         let skip = bins.skipped[f] as usize;
-        let mut others = Stats::default();
+        let mut others = Sums::default();
         for (b, s) in bins_f.iter().enumerate() {
             if b != skip {
                 others.add(s);
@@ -300,7 +421,7 @@ pub fn build(
 }
 
 /// `parent -= child` for the active features: the parent's histogram becomes the sibling's.
-pub fn subtract(parent: &mut [Stats], child: &[Stats], layout: &Layout, active: &[bool]) {
+pub fn subtract(parent: &mut [Sums], child: &[Sums], layout: &Layout, active: &[bool]) {
     for (f, w) in layout.offsets.windows(2).enumerate() {
         if active[f] {
             for (p, c) in parent[w[0]..w[1]].iter_mut().zip(&child[w[0]..w[1]]) {
@@ -344,9 +465,9 @@ pub struct Candidate {
     /// Rule.
     pub rule: SplitRule,
     /// Sums of the rows going left.
-    pub left: Stats,
+    pub left: Sums,
     /// Sums of the rows going right.
-    pub right: Stats,
+    pub right: Sums,
 }
 
 #[inline]
@@ -354,136 +475,147 @@ fn score(s: &Stats, lambda: f64) -> f64 {
     s.g * s.g / (s.h + lambda)
 }
 
-impl SplitConfig {
+/// The leaf being searched: its sums, their scale, and the constraints.
+struct Search<'a> {
+    total: Sums,
+    scale: &'a Scale,
+    config: &'a SplitConfig,
+    /// `score` of the leaf with the penalty of numeric splits.
+    parent: f64,
+}
+
+impl Search<'_> {
     #[inline]
     fn admissible(&self, s: &Stats) -> bool {
-        s.n >= self.min_data_in_leaf && s.h >= self.min_sum_hessian
+        s.n >= self.config.min_data_in_leaf && s.h >= self.config.min_sum_hessian
     }
 
-    /// Gain of splitting `total` into `left` and `total - left`, if both sides are admissible.
-    #[inline]
-    fn gain(&self, total: &Stats, left: &Stats, lambda: f64) -> Option<(f64, Stats)> {
-        let right = total.minus(left);
-        if !self.admissible(left) || !self.admissible(&right) {
-            return None;
+    /// Gain of splitting the leaf into `left` and the rest, with penalty `lambda` and the
+    /// leaf's score `parent` under it; minus infinity when a side is too small or the
+    /// gain is not finite.
+    fn gain(&self, left: &Sums, lambda: f64, parent: f64) -> f64 {
+        let l = self.scale.stats(left);
+        let r = self.scale.stats(&self.total.minus(left));
+        if !self.admissible(&l) || !self.admissible(&r) {
+            return f64::NEG_INFINITY;
         }
-        let gain = score(left, lambda) + score(&right, lambda) - score(total, lambda);
-        (gain > self.min_gain && gain.is_finite()).then_some((gain, right))
+        let gain = score(&l, lambda) + score(&r, lambda) - parent;
+        if gain.is_finite() {
+            gain
+        } else {
+            f64::NEG_INFINITY
+        }
     }
 }
 
 /// The best split over the active features, ties to the lower feature; `None` when no
-/// split gains anything.
+/// split gains anything. `total` is the leaf's sums, `scale` their fixed point.
 pub fn best_split(
-    hist: &[Stats],
+    hist: &[Sums],
     layout: &Layout,
     mappers: &[BinMapper],
-    total: &Stats,
+    total: &Sums,
+    scale: &Scale,
     active: &[bool],
     config: &SplitConfig,
 ) -> Option<Candidate> {
+    let leaf = Search {
+        total: *total,
+        scale,
+        config,
+        parent: score(&scale.stats(total), config.lambda),
+    };
     let search = |f: usize| -> Option<Candidate> {
         if !active[f] {
             return None;
         }
         let h = &hist[layout.offsets[f]..layout.offsets[f + 1]];
         match &mappers[f] {
-            BinMapper::Numeric { .. } => best_threshold(f, h, &mappers[f], total, config),
-            BinMapper::Categorical { levels } => best_levels(f, h, *levels, total, config),
+            BinMapper::Numeric { .. } => best_threshold(f, h, &mappers[f], &leaf),
+            BinMapper::Categorical { levels } => best_levels(f, h, *levels, &leaf),
         }
     };
-    let per_feature: Vec<Option<Candidate>> = if hist.len() >= PARALLEL_SEARCH {
-        (0..mappers.len()).into_par_iter().map(search).collect()
+    let better = |best: Option<Candidate>, c: Option<Candidate>| match (best, c) {
+        (Some(b), Some(c)) if c.gain > b.gain => Some(c),
+        (None, c) => c,
+        (b, _) => b,
+    };
+    if hist.len() >= PARALLEL_SEARCH {
+        let per_feature: Vec<Option<Candidate>> =
+            (0..mappers.len()).into_par_iter().map(search).collect();
+        per_feature.into_iter().fold(None, better)
     } else {
-        (0..mappers.len()).map(search).collect()
-    };
-    let mut best: Option<Candidate> = None;
-    for c in per_feature.into_iter().flatten() {
-        if best.as_ref().is_none_or(|b| c.gain > b.gain) {
-            best = Some(c);
-        }
+        (0..mappers.len()).map(search).fold(None, better)
     }
-    best
 }
 
 /// Best threshold of a numeric feature, trying missing values on either side.
-fn best_threshold(
-    f: usize,
-    h: &[Stats],
-    mapper: &BinMapper,
-    total: &Stats,
-    config: &SplitConfig,
-) -> Option<Candidate> {
-    let n_bins = h.len();
-    let missing = h[0];
-    let lambda = config.lambda;
-    let parent = score(total, lambda);
-    // the gain of a left side; minus infinity when a side is too small or it overflows
-    let gain = |left: &Stats| {
-        let right = total.minus(left);
-        if !config.admissible(left) || !config.admissible(&right) {
-            return f64::NEG_INFINITY;
-        }
-        let gain = score(left, lambda) + score(&right, lambda) - parent;
-        if gain.is_finite() {
-            gain
-        } else {
-            f64::NEG_INFINITY
+fn best_threshold(f: usize, h: &[Sums], mapper: &BinMapper, leaf: &Search) -> Option<Candidate> {
+    let (missing, _) = h.split_first()?;
+    let scale = leaf.scale;
+    let min_n = leaf.config.min_data_in_leaf;
+    let (lambda, parent) = (leaf.config.lambda, leaf.parent);
+    let min_h = leaf.config.min_sum_hessian;
+    let total_n = scale.count(&leaf.total);
+    let (total_g, total_h) = scale.gh(&leaf.total);
+    let missing_n = scale.count(missing);
+    // the first best (threshold bin, missing left, left sums), gaining more than
+    // `min_gain`: its children's scores sum to more than `bar`, which then rises to them
+    let mut bar = leaf.config.min_gain + parent;
+    let mut best: Option<(usize, bool, Sums)> = None;
+    // Whether left sums `left` (of `n` rows) beat the best so far, when `allowed`. The
+    // scores of the two sides are compared as a fraction, without a division, and the
+    // checks are combined without branches, whose outcome would be anyone's guess.
+    let mut consider = |left: &Sums, n: u32, t: usize, missing_left: bool, allowed: bool| {
+        let (g, h) = scale.gh(left);
+        let (rg, rh) = (total_g - g, total_h - h);
+        let (dl, dr) = (h + lambda, rh + lambda);
+        let (num, den) = (g * g * dr + rg * rg * dl, dl * dr);
+        let admissible = (n >= min_n)
+            & (total_n.saturating_sub(n) >= min_n)
+            & (h >= min_h)
+            & (rh >= min_h)
+            & (den > 0.0);
+        if allowed & admissible & (num > bar * den) {
+            (bar, best) = (num / den, Some((t, missing_left, *left)));
         }
     };
-    // the first best (threshold bin, missing left), gaining more than `min_gain`
-    let mut best_gain = config.min_gain;
-    let mut best: Option<(usize, bool)> = None;
-    let mut acc = Stats::default();
-    for t in 1..n_bins {
-        acc.add(&h[t]);
+    let mut acc = Sums::default();
+    for (t, s) in h.iter().enumerate().skip(1) {
+        acc.add(s);
         // too few rows on the right, now and from here on
-        if total.n.saturating_sub(acc.n) < config.min_data_in_leaf {
+        let n = scale.count(&acc);
+        if total_n.saturating_sub(n) < min_n {
             break;
         }
-        // too few rows on the left, with or without the missing ones
-        if acc.n + missing.n < config.min_data_in_leaf {
-            continue;
-        }
-        let last = t == n_bins - 1;
-        // missing right; the last threshold only splits missing from the rest
-        if !last || missing.n > 0 {
-            let g = gain(&acc);
-            if g > best_gain {
-                (best_gain, best) = (g, Some((t, false)));
-            }
-        }
-        if missing.n > 0 && !last {
+        // missing right; the last threshold only splits missing from the rest (an empty
+        // bin repeats the split before it, which keeps the tie)
+        let last = t == h.len() - 1;
+        consider(&acc, n, t, false, !last || missing_n > 0);
+        if missing_n > 0 {
             let mut left = acc;
-            left.add(&missing);
-            let g = gain(&left);
-            if g > best_gain {
-                (best_gain, best) = (g, Some((t, true)));
-            }
+            left.add(missing);
+            consider(&left, n.saturating_add(missing_n), t, true, !last);
         }
     }
-    let (t, missing_left) = best?;
-    // the winner's sides, summed again in the same order
-    let mut left = Stats::default();
-    for s in &h[1..=t] {
-        left.add(s);
+    let (t, missing_left, left) = best?;
+    let gain = bar - parent;
+    if !(gain > leaf.config.min_gain && gain.is_finite()) {
+        return None;
     }
-    if missing_left {
-        left.add(&missing);
-    }
-    let right = total.minus(&left);
+    let right = leaf.total.minus(&left);
     // With no missing value in training, unseen missing values follow the majority.
-    let missing_left = if missing.n > 0 {
+    let missing_left = if missing_n > 0 {
         missing_left
     } else {
-        left.n >= right.n
+        scale.count(&left) >= scale.count(&right)
     };
     let threshold = match mapper.upper_bound(t) {
         v if v.is_finite() => v,
         _ => f64::MAX,
     };
     Some(Candidate {
-        gain: best_gain,
+        gain,
         feature: f,
         rule: SplitRule::Threshold {
             threshold,
@@ -497,38 +629,35 @@ fn best_threshold(
 
 /// Best subset of levels of a categorical feature (missing is a level of its own):
 /// one-vs-rest for few levels, else LightGBM's scan over levels sorted by mean gradient.
-fn best_levels(
-    f: usize,
-    h: &[Stats],
-    levels: usize,
-    total: &Stats,
-    config: &SplitConfig,
-) -> Option<Candidate> {
-    let used: Vec<usize> = (0..h.len()).filter(|&b| h[b].n > 0).collect();
+fn best_levels(f: usize, h: &[Sums], levels: usize, leaf: &Search) -> Option<Candidate> {
+    let scale = leaf.scale;
+    let stats: Vec<Stats> = h.iter().map(|s| scale.stats(s)).collect();
+    let used: Vec<usize> = (0..h.len()).filter(|&b| stats[b].n > 0).collect();
     if used.len() < 2 {
         return None;
     }
-    let mut best: Option<(f64, Vec<usize>, Stats, Stats)> = None;
+    let min_gain = leaf.config.min_gain;
+    let mut best: Option<(f64, Vec<usize>, Sums)> = None;
     if h.len() <= MAX_CAT_TO_ONEHOT + 1 {
         for &b in &used {
-            if let Some((gain, right)) = config.gain(total, &h[b], config.lambda) {
-                if best.as_ref().is_none_or(|x| gain > x.0) {
-                    best = Some((gain, vec![b], h[b], right));
-                }
+            let gain = leaf.gain(&h[b], leaf.config.lambda, leaf.parent);
+            if gain > min_gain && best.as_ref().is_none_or(|x| gain > x.0) {
+                best = Some((gain, vec![b], h[b]));
             }
         }
     } else {
         let mut sorted: Vec<usize> = used
             .iter()
             .copied()
-            .filter(|&b| h[b].n >= MIN_DATA_PER_GROUP)
+            .filter(|&b| stats[b].n >= MIN_DATA_PER_GROUP)
             .collect();
-        let key = |b: usize| h[b].g / (h[b].h + CAT_SMOOTH);
+        let key = |b: usize| stats[b].g / (stats[b].h + CAT_SMOOTH);
         sorted.sort_by(|&a, &b| key(a).total_cmp(&key(b)).then(a.cmp(&b)));
         let max_take = MAX_CAT_THRESHOLD.min(sorted.len().div_ceil(2));
-        let lambda = config.lambda + CAT_L2;
+        let lambda = leaf.config.lambda + CAT_L2;
+        let parent = score(&scale.stats(&leaf.total), lambda);
         for reverse in [false, true] {
-            let mut acc = Stats::default();
+            let mut acc = Sums::default();
             let mut taken = Vec::new();
             for i in 0..sorted.len().min(max_take) {
                 let b = if reverse {
@@ -538,15 +667,14 @@ fn best_levels(
                 };
                 acc.add(&h[b]);
                 taken.push(b);
-                if let Some((gain, right)) = config.gain(total, &acc, lambda) {
-                    if best.as_ref().is_none_or(|x| gain > x.0) {
-                        best = Some((gain, taken.clone(), acc, right));
-                    }
+                let gain = leaf.gain(&acc, lambda, parent);
+                if gain > min_gain && best.as_ref().is_none_or(|x| gain > x.0) {
+                    best = Some((gain, taken.clone(), acc));
                 }
             }
         }
     }
-    let (gain, bins, left, right) = best?;
+    let (gain, bins, left) = best?;
     let mut left_bins = [0u64; 4];
     for b in bins {
         left_bins[b / 64] |= 1 << (b % 64);
@@ -559,7 +687,7 @@ fn best_levels(
             levels: levels as u32,
         },
         left,
-        right,
+        right: leaf.total.minus(&left),
     })
 }
 
@@ -576,17 +704,59 @@ mod tests {
         }
     }
 
-    fn stats(g: f64, n: u32) -> Stats {
-        Stats { g, h: n as f64, n }
+    /// A scale for up to 1000 rows of gradients and hessians up to 1.
+    fn scale() -> Scale {
+        Scale::new(1000, 1.0, 1.0)
+    }
+
+    /// `n` rows of hessian 1 whose gradients sum to `g`.
+    fn sums(g: f64, n: u32) -> Sums {
+        let one = scale().row(g / n.max(1) as f64, 1.0);
+        (0..n).fold(Sums::default(), |mut a, _| {
+            a.add(&one);
+            a
+        })
+    }
+
+    fn search<'a>(total: &Sums, scale: &'a Scale, config: &'a SplitConfig) -> Search<'a> {
+        Search {
+            total: *total,
+            scale,
+            config,
+            parent: score(&scale.stats(total), config.lambda),
+        }
+    }
+
+    #[test]
+    fn sums_round_trip_and_subtract_exactly() {
+        let scale = Scale::new(74_076, 1.0, 0.25);
+        let rows: Vec<Sums> = (0..1000)
+            .map(|i| {
+                let p = i as f64 / 1000.0;
+                scale.row(p - 0.3, p * (1.0 - p))
+            })
+            .collect();
+        let all = total(&rows);
+        let part = total(&rows[..400]);
+        assert_eq!(all.minus(&part), total(&rows[400..]));
+        let s = scale.stats(&all);
+        assert_eq!(s.n, 1000);
+        let (g, h) = (0..1000).fold((0.0, 0.0), |(g, h), i| {
+            let p = i as f64 / 1000.0;
+            (g + p - 0.3, h + p * (1.0 - p))
+        });
+        assert!((s.g - g).abs() < 1e-9 && (s.h - h).abs() < 1e-6, "{s:?}");
+        // the largest hessians of the most rows do not carry into the count
+        let big = Scale::new(5, 1.0, 0.25);
+        let five = total(&vec![big.row(1.0, 0.25); 5]);
+        assert_eq!(big.count(&five), 5);
+        assert!((big.stats(&five).h - 1.25).abs() < 1e-9);
+        assert!((big.stats(&five).g - 5.0).abs() < 1e-9);
     }
 
     /// `features` columns of `rows` bins each with `n_bins` bins (mostly bin 1), their
-    /// layout, and gradients.
-    fn binned(
-        rows: usize,
-        features: usize,
-        n_bins: usize,
-    ) -> (Vec<Vec<u8>>, Layout, Vec<(f64, f64)>) {
+    /// layout, and each row's sums.
+    fn binned(rows: usize, features: usize, n_bins: usize) -> (Vec<Vec<u8>>, Layout, Vec<Sums>) {
         let mut state = 7u64;
         let mut next = move || {
             state = state.wrapping_mul(6364136223846793005).wrapping_add(1);
@@ -611,22 +781,22 @@ mod tests {
             };
             features
         ];
+        let scale = Scale::new(rows, 1.0, 0.5);
         let gh = (0..rows)
             .map(|_| {
                 let p = (next() % 1000) as f64 / 1000.0;
-                (p - 0.3, p * (1.0 - p) + 0.01)
+                scale.row(p - 0.3, p * (1.0 - p) + 0.01)
             })
             .collect();
         (bins, Layout::new(&mappers), gh)
     }
 
     /// The histogram of `rows`, feature by feature.
-    fn naive(bins: &[Vec<u8>], layout: &Layout, rows: &[u32], gh: &[(f64, f64)]) -> Vec<Stats> {
-        let mut hist = vec![Stats::default(); layout.total()];
+    fn naive(bins: &[Vec<u8>], layout: &Layout, rows: &[u32], gh: &[Sums]) -> Vec<Sums> {
+        let mut hist = vec![Sums::default(); layout.total()];
         for (f, column) in bins.iter().enumerate() {
             for &r in rows {
-                let (g, h) = gh[r as usize];
-                hist[layout.offsets[f] + column[r as usize] as usize].add(&Stats { g, h, n: 1 });
+                hist[layout.offsets[f] + column[r as usize] as usize].add(&gh[r as usize]);
             }
         }
         hist
@@ -634,20 +804,20 @@ mod tests {
 
     #[test]
     fn histograms_match_a_plain_count_and_do_not_depend_on_threads() {
-        // 300 features of 255 bins need two groups of 16-bit indexes; 20 000 rows, three
-        // chunks
+        // 300 features of 255 bins need two groups of 16-bit indexes; 20 000 rows, one
+        // chunk on one thread and four on four
         let (bins, layout, gh) = binned(20_000, 300, 255);
         let row_bins = RowBins::new(&bins, 20_000, &layout);
         assert_eq!(row_bins.groups.len(), 2);
         let active = vec![true; 300];
         let leaf: Vec<u32> = (0..20_000).filter(|r| r % 7 != 3).collect();
-        let gathered: Vec<(f64, f64)> = leaf.iter().map(|&r| gh[r as usize]).collect();
+        let gathered: Vec<Sums> = leaf.iter().map(|&r| gh[r as usize]).collect();
         let all: Vec<u32> = (0..20_000).collect();
-        for (rows, grads, expected) in [
-            (None, &gh, naive(&bins, &layout, &all, &gh)),
+        for (rows, sums, expected) in [
+            (None, total(&gh), naive(&bins, &layout, &all, &gh)),
             (
                 Some(&leaf[..]),
-                &gathered,
+                total(&gathered),
                 naive(&bins, &layout, &leaf, &gh),
             ),
         ] {
@@ -656,7 +826,7 @@ mod tests {
                     .num_threads(threads)
                     .build()
                     .unwrap();
-                let mut hist = vec![Stats::default(); layout.total()];
+                let mut hist = vec![Sums::default(); layout.total()];
                 pool.install(|| {
                     build(
                         &mut hist,
@@ -664,7 +834,8 @@ mod tests {
                         &layout,
                         &row_bins,
                         rows,
-                        grads,
+                        &gh,
+                        &sums,
                         &active,
                     )
                 });
@@ -672,25 +843,20 @@ mod tests {
             };
             let hist = build_on(1);
             assert_eq!(hist, build_on(4), "same bits on 1 and 4 threads");
-            for (got, want) in hist.iter().zip(&expected) {
-                assert_eq!(got.n, want.n);
-                assert!((got.g - want.g).abs() < 1e-9 && (got.h - want.h).abs() < 1e-9);
-            }
+            assert_eq!(hist, expected);
         }
     }
 
     #[test]
     fn threshold_search_finds_the_sign_change_and_sends_missing_where_it_fits() {
         // bins: missing, 1, 2, 3 ; gradients negative in bin 1 and missing, positive after
-        let h = [stats(-4.0, 4), stats(-3.0, 3), stats(2.0, 2), stats(5.0, 5)];
+        let h = [sums(-4.0, 4), sums(-3.0, 3), sums(2.0, 2), sums(5.0, 5)];
         let mapper = BinMapper::Numeric {
             bounds: vec![1.5, 2.5],
         };
-        let total = h.iter().fold(Stats::default(), |mut a, s| {
-            a.add(s);
-            a
-        });
-        let c = best_threshold(0, &h, &mapper, &total, &config()).unwrap();
+        let (scale, config) = (scale(), config());
+        let leaf = search(&total(&h), &scale, &config);
+        let c = best_threshold(0, &h, &mapper, &leaf).unwrap();
         assert_eq!(
             c.rule,
             SplitRule::Threshold {
@@ -699,21 +865,18 @@ mod tests {
                 missing_left: true
             }
         );
-        assert_eq!((c.left.n, c.right.n), (7, 7));
+        assert_eq!((scale.count(&c.left), scale.count(&c.right)), (7, 7));
         // gain = 49/7 + 49/7 - 0
-        assert!((c.gain - 14.0).abs() < 1e-12);
+        assert!((c.gain - 14.0).abs() < 1e-9);
     }
 
     #[test]
     fn level_search_groups_levels_by_gradient() {
         // 6 levels + missing, so the sorted scan is used; min group 100 rows
         let g = [0.0, -50.0, 40.0, -60.0, 45.0, -55.0, 50.0];
-        let h: Vec<Stats> = g.iter().map(|&g| stats(g, 100)).collect();
-        let total = h.iter().fold(Stats::default(), |mut a, s| {
-            a.add(s);
-            a
-        });
-        let c = best_levels(0, &h, 6, &total, &config()).unwrap();
+        let h: Vec<Sums> = g.iter().map(|&g| sums(g, 100)).collect();
+        let (scale, config) = (scale(), config());
+        let c = best_levels(0, &h, 6, &search(&total(&h), &scale, &config)).unwrap();
         let SplitRule::Levels { left_bins, .. } = c.rule else {
             panic!()
         };
@@ -725,18 +888,15 @@ mod tests {
 
     #[test]
     fn min_data_in_leaf_is_respected() {
-        let h = [stats(0.0, 0), stats(-3.0, 3), stats(2.0, 2)];
+        let h = [sums(0.0, 0), sums(-3.0, 3), sums(2.0, 2)];
         let mapper = BinMapper::Numeric { bounds: vec![1.5] };
-        let total = Stats {
-            g: -1.0,
-            h: 5.0,
-            n: 5,
-        };
         let strict = SplitConfig {
             min_data_in_leaf: 3,
             ..config()
         };
-        assert!(best_threshold(0, &h, &mapper, &total, &strict).is_none());
-        assert!(best_threshold(0, &h, &mapper, &total, &config()).is_some());
+        let (scale, config) = (scale(), config());
+        let total = total(&h);
+        assert!(best_threshold(0, &h, &mapper, &search(&total, &scale, &strict)).is_none());
+        assert!(best_threshold(0, &h, &mapper, &search(&total, &scale, &config)).is_some());
     }
 }
