@@ -123,14 +123,25 @@ def split_xy(df: pd.DataFrame):
     return x, y
 
 
-def peer(data: Path, threads: int, names) -> None:
-    import lightgbm as lgb
+def logistic_pipeline(nums, cats, max_iter: int):
+    """The logistic-regression peer: median-imputed (with missing indicators) and
+    standardised numeric columns, one-hot text columns."""
     from sklearn.compose import ColumnTransformer
     from sklearn.impute import SimpleImputer
     from sklearn.linear_model import LogisticRegression
-    from sklearn.metrics import roc_auc_score
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    pre = ColumnTransformer([
+        ("num", make_pipeline(SimpleImputer(strategy="median", add_indicator=True), StandardScaler()), nums),
+        ("cat", OneHotEncoder(handle_unknown="ignore"), cats),
+    ])
+    return make_pipeline(pre, LogisticRegression(max_iter=max_iter))
+
+
+def peer(data: Path, threads: int, names) -> None:
+    import lightgbm as lgb
+    from sklearn.metrics import roc_auc_score
 
     for name in names:
         train = pd.read_parquet(data / f"{name}.train.parquet")
@@ -156,11 +167,7 @@ def peer(data: Path, threads: int, names) -> None:
             print(json.dumps({"data": name, "model": f"lightgbm_l2_{lam:g}", "rows": len(ytr),
                               "features": xtr.shape[1], "test_auc": round(auc, 5), "fit_s": round(best, 3)}))
         nums = [c for c in xtr.columns if c not in cats]
-        pre = ColumnTransformer([
-            ("num", make_pipeline(SimpleImputer(strategy="median", add_indicator=True), StandardScaler()), nums),
-            ("cat", OneHotEncoder(handle_unknown="ignore"), cats),
-        ])
-        logit = make_pipeline(pre, LogisticRegression(max_iter=1000))
+        logit = logistic_pipeline(nums, cats, max_iter=1000)
         t0 = time.perf_counter()
         logit.fit(xtr, ytr)
         dt = time.perf_counter() - t0

@@ -79,11 +79,8 @@ def fit_seconds(log):
 
 def peers(name, xtr, ytr, xte, yte, threads):
     import lightgbm as lgb
-    from sklearn.compose import ColumnTransformer
-    from sklearn.impute import SimpleImputer
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    from lightgbm_peer import logistic_pipeline
 
     cats = [c for c in xtr.columns if xtr[c].dtype == object or pd.api.types.is_string_dtype(xtr[c].dtype)]
     for c in cats:
@@ -96,11 +93,7 @@ def peers(name, xtr, ytr, xte, yte, threads):
     fit = time.perf_counter() - t0
     rows = [judge(name, "lightgbm", model.predict_proba(xte)[:, 1], yte, fit)]
     nums = [c for c in xtr.columns if c not in cats]
-    pre = ColumnTransformer([
-        ("num", make_pipeline(SimpleImputer(strategy="median", add_indicator=True), StandardScaler()), nums),
-        ("cat", OneHotEncoder(handle_unknown="ignore"), cats),
-    ])
-    logit = make_pipeline(pre, LogisticRegression(max_iter=2000))
+    logit = logistic_pipeline(nums, cats, max_iter=2000)
     t0 = time.perf_counter()
     logit.fit(xtr, ytr)
     fit = time.perf_counter() - t0

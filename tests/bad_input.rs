@@ -3,7 +3,6 @@
 //! output untouched.
 
 use std::path::Path;
-use std::process::{Command, Output};
 use std::sync::Arc;
 
 use arrow::array::{
@@ -11,16 +10,8 @@ use arrow::array::{
     TimestampMicrosecondArray,
 };
 
-fn churnseg(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_churnseg"))
-        .args(args)
-        .output()
-        .expect("the binary runs")
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
+mod common;
+use common::{churnseg, s};
 
 fn subscribers(ids: Vec<i64>) -> RecordBatch {
     let n = ids.len();

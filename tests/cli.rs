@@ -2,32 +2,12 @@
 //! temporary directory and check outputs and exit codes.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 use std::sync::OnceLock;
 
-use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::array::{Array, AsArray};
 
-fn churnseg(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_churnseg"))
-        .args(args)
-        .output()
-        .expect("the binary runs")
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = churnseg(args);
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(out.status.success(), "churnseg {args:?} failed:\n{stderr}");
-    stderr
-}
-
-fn read(path: &Path) -> RecordBatch {
-    let file = std::fs::File::open(path).unwrap();
-    let reader =
-        parquet::arrow::arrow_reader::ParquetRecordBatchReader::try_new(file, 1 << 20).unwrap();
-    let batches: Vec<RecordBatch> = reader.map(Result::unwrap).collect();
-    arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap()
-}
+mod common;
+use common::{churnseg, ok, read, s};
 
 /// Small generated data shared by the tests (generated once per test binary).
 fn data() -> &'static PathBuf {
@@ -48,10 +28,6 @@ fn data() -> &'static PathBuf {
         ]);
         dir
     })
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
 }
 
 #[test]

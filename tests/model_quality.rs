@@ -4,40 +4,15 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::process::Command;
 
-use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::array::{Array, AsArray};
 use arrow::datatypes::{Date32Type, Float64Type, Int32Type, Int64Type};
 use churnseg::segment::ChurnDriver;
 use churnseg::segment::touchpoints::allowed;
 use churnseg::taxonomy::Taxonomy;
 
-fn ok(args: &[&str]) {
-    let out = Command::new(env!("CARGO_BIN_EXE_churnseg"))
-        .args(args)
-        .output()
-        .expect("the binary runs");
-    assert!(
-        out.status.success(),
-        "churnseg {args:?} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn read(path: &Path) -> RecordBatch {
-    let file = std::fs::File::open(path).unwrap();
-    let reader =
-        parquet::arrow::arrow_reader::ParquetRecordBatchReader::try_new(file, 1 << 20).unwrap();
-    let batches: Vec<RecordBatch> = reader.map(Result::unwrap).collect();
-    arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap()
-}
-
-fn strings(batch: &RecordBatch, name: &str) -> Vec<Option<String>> {
-    let c = batch.column_by_name(name).unwrap().as_string::<i32>();
-    (0..c.len())
-        .map(|i| c.is_valid(i).then(|| c.value(i).to_string()))
-        .collect()
-}
+mod common;
+use common::{ok, read, strings};
 
 /// ROC AUC by the rank-sum formula (ties get average ranks).
 fn roc_auc(p: &[f64], y: &[bool]) -> f64 {

@@ -4,17 +4,9 @@
 //! move with every model change — there the snapshot holds the shape of the summary.
 
 use std::path::Path;
-use std::process::Command;
 
-fn run(args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_churnseg"))
-        .args(args)
-        .output()
-        .expect("the binary runs");
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(out.status.success(), "churnseg {args:?} failed:\n{stderr}");
-    stderr
-}
+mod common;
+use common::ok as run;
 
 /// Masks durations (`0.03s`) and the peak-memory figure.
 fn mask_times(text: &str) -> String {

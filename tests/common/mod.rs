@@ -1,0 +1,45 @@
+//! Helpers shared by the integration tests: run the `churnseg` binary, read Parquet.
+#![allow(dead_code)] // each test binary uses its own subset
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use arrow::array::{Array, AsArray, RecordBatch};
+
+/// Runs the binary with `args`.
+pub fn churnseg(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_churnseg"))
+        .args(args)
+        .output()
+        .expect("the binary runs")
+}
+
+/// Runs the binary, asserts that it succeeded and returns what it logged (stderr).
+pub fn ok(args: &[&str]) -> String {
+    let out = churnseg(args);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "churnseg {args:?} failed:\n{stderr}");
+    stderr
+}
+
+/// A whole Parquet file as one batch.
+pub fn read(path: &Path) -> RecordBatch {
+    let file = std::fs::File::open(path).unwrap();
+    let reader =
+        parquet::arrow::arrow_reader::ParquetRecordBatchReader::try_new(file, 1 << 20).unwrap();
+    let batches: Vec<RecordBatch> = reader.map(Result::unwrap).collect();
+    arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap()
+}
+
+/// A Utf8 column as strings (`None` for nulls).
+pub fn strings(batch: &RecordBatch, name: &str) -> Vec<Option<String>> {
+    let c = batch.column_by_name(name).unwrap().as_string::<i32>();
+    (0..c.len())
+        .map(|i| c.is_valid(i).then(|| c.value(i).to_string()))
+        .collect()
+}
+
+/// A path as `&str`, for arguments.
+pub fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
