@@ -217,8 +217,8 @@ pub fn train(
     let oot_possible = earlier.as_ref().is_some_and(|e| enough_of_both(&e.labels));
     let step = console.progress(0, "validate", "");
     let mut validation = if oot_possible {
-        let (stack, labels, _) = snapshots.stack(earlier_as_of)?;
-        let model = ChurnModel::fit(&stack, &labels, &churn_params)?;
+        let fit = snapshots.stacked(earlier_as_of)?;
+        let model = ChurnModel::fit(&stacked_batch(&fit)?, &stacked_labels(&fit), &churn_params)?;
         judge(
             &model,
             &current.table.batch,
@@ -272,11 +272,9 @@ pub fn train(
         baselines: false,
         ..params.churn.clone()
     };
-    let (stack, labels, stacked) = if inputs.interactions.is_some() {
-        snapshots.stack(params.as_of)?
-    } else {
-        (current.table.batch.clone(), current.labels.clone(), 1)
-    };
+    // Without interactions there is no history before `as_of`: only it is stacked.
+    let fit = snapshots.stacked(params.as_of)?;
+    let (stack, labels, stacked) = (stacked_batch(&fit)?, stacked_labels(&fit), fit.len());
     let churn = ChurnModel::fit(&stack, &labels, &final_params.check()?)?;
     let in_sample = ChurnMetrics::evaluate(&churn.predict_proba(&stack)?, &labels);
     step.finish(format!(
@@ -291,8 +289,7 @@ pub fn train(
     ));
     let step = console.progress(0, "touchpoints", "");
     let touchpoints = if inputs.interactions.is_some() {
-        let stacked = snapshots.stacked(params.as_of)?;
-        RetentionTable::learn(stacked.iter().filter_map(|s| {
+        RetentionTable::learn(fit.iter().filter_map(|s| {
             let usage = s.table.touchpoint_use.as_ref()?;
             Some((usage, &s.labels[..]))
         }))
@@ -411,16 +408,24 @@ impl<'a> Snapshots<'a> {
         }
         Ok(out)
     }
+}
 
-    /// The rows and labels of the snapshots anchored at `anchor`, stacked.
-    fn stack(&self, anchor: AsOf) -> Result<(RecordBatch, Vec<bool>, usize), TrainError> {
-        let stacked = self.stacked(anchor)?;
-        let batches: Vec<RecordBatch> = stacked.iter().map(|s| s.table.batch.clone()).collect();
-        let labels: Vec<bool> = stacked.iter().flat_map(|s| s.labels.clone()).collect();
-        let batch = arrow::compute::concat_batches(&batches[0].schema(), &batches)
-            .map_err(|e| ModelError::Data(e.to_string()))?;
-        Ok((batch, labels, batches.len()))
-    }
+/// The feature rows of snapshots, one after the other.
+fn stacked_batch(snapshots: &[Rc<Snapshot>]) -> Result<RecordBatch, TrainError> {
+    let batches: Vec<&RecordBatch> = snapshots.iter().map(|s| &s.table.batch).collect();
+    let Some(first) = batches.first() else {
+        return Err(ModelError::Data("no snapshot to fit on".into()).into());
+    };
+    arrow::compute::concat_batches(&first.schema(), batches)
+        .map_err(|e| ModelError::Data(e.to_string()).into())
+}
+
+/// The labels of snapshots, in the order of [`stacked_batch`].
+fn stacked_labels(snapshots: &[Rc<Snapshot>]) -> Vec<bool> {
+    snapshots
+        .iter()
+        .flat_map(|s| s.labels.iter().copied())
+        .collect()
 }
 
 /// Judges each of the `snapshots` most recent snapshots out of time, newest first; the
@@ -448,14 +453,15 @@ fn backtest(
             break;
         }
         let target = snapshots.get(judged)?;
-        let (stack, labels, _) = snapshots.stack(fit_as_of)?;
+        let fit = snapshots.stacked(fit_as_of)?;
+        let labels = stacked_labels(&fit);
         if !enough_of_both(&labels) || !enough_of_both(&target.labels) {
             continue;
         }
         let metrics = if k == 0 {
             validation.churn.clone()
         } else {
-            let model = ChurnModel::fit(&stack, &labels, &quick)?;
+            let model = ChurnModel::fit(&stacked_batch(&fit)?, &labels, &quick)?;
             ChurnMetrics::evaluate(&model.predict_proba(&target.table.batch)?, &target.labels)
         };
         out.push(BacktestPoint {
