@@ -11,7 +11,7 @@ use arrow::array::RecordBatch;
 use crate::artifact::ModelArtifact;
 use crate::features::{column_f64, column_strings};
 use crate::load::ParquetSource;
-use crate::segment::movement::RISK_BANDS;
+use crate::segment::movement::{RISK_BANDS, risk_band};
 use crate::segment::{Movement, ValueSegment, WhaleCurve};
 use crate::write::write_bytes;
 
@@ -317,14 +317,8 @@ pub fn render(
         let Some(s) = ValueSegment::parse(&seg[i]) else {
             continue;
         };
-        let d = decile[i].unwrap_or(10.0);
-        let g = if d <= 3.0 {
-            0
-        } else if d <= 7.0 {
-            1
-        } else {
-            2
-        };
+        // a missing decile counts as low risk
+        let g = risk_band(decile[i]).unwrap_or(2);
         counts[s.index()][g] += 1;
         at_risk[s.index()][g] += var[i].unwrap_or(0.0);
     }

@@ -172,17 +172,22 @@ pub fn score(
         get("complain_90d"),
         get("complaints_unresolved_90d"),
     );
-    let category_use: Vec<Vec<Option<f64>>> = Category::ALL
-        .iter()
-        .map(|c| get(&format!("{c}_90d")))
-        .collect();
     let zero = |v: &Option<f64>| v.unwrap_or(0.0);
     let footprints = FootprintReader::new(batch);
+    // Touchpoints from the history the model learned, or else from the catalogue by
+    // the categories each subscriber used.
     let recommender = Recommender::new(
         &artifact.touchpoints,
         table.touchpoint_use.as_ref(),
         params.max_touchpoints,
     );
+    let category_use: Vec<Vec<Option<f64>>> = match recommender {
+        Some(_) => Vec::new(),
+        None => Category::ALL
+            .iter()
+            .map(|c| get(&format!("{c}_90d")))
+            .collect(),
+    };
 
     let mut stage_out = Vec::with_capacity(n);
     let mut action_out = Vec::with_capacity(n);
@@ -205,14 +210,21 @@ pub fn score(
         let driver = footprints.footprint(i).driver();
         let high_risk = deciles[i] <= params.high_risk_deciles as i32;
         let action = LoyaltyAction::choose(segments[i], high_risk, stage);
-        let used: [f64; 4] = std::array::from_fn(|c| zero(&category_use[c][i]));
         for r in &reasons[i] {
             reasons_out.values().append_value(r.to_string());
         }
         reasons_out.append(true);
         let touchpoints = match &recommender {
             Some(r) => r.recommend(i, action, driver),
-            None => recommend(action, driver, &used, params.max_touchpoints),
+            None => {
+                let used: [f64; 4] = std::array::from_fn(|c| {
+                    category_use
+                        .get(c)
+                        .and_then(|column| column.get(i))
+                        .map_or(0.0, zero)
+                });
+                recommend(action, driver, &used, params.max_touchpoints)
+            }
         };
         for t in touchpoints {
             touch_out.values().append_value(t);

@@ -38,7 +38,9 @@ pub struct Movement {
     pub risk_down: u64,
 }
 
-fn band(decile: Option<f64>) -> Option<usize> {
+/// The risk band of a `risk_decile` (index into [`RISK_BANDS`]); `None` when missing
+/// or outside 1–10.
+pub fn risk_band(decile: Option<f64>) -> Option<usize> {
     match decile? as i64 {
         1..=3 => Some(0),
         4..=7 => Some(1),
@@ -84,7 +86,7 @@ impl Movement {
                 m.segment_up += (b.index() < a.index()) as u64;
                 m.segment_down += (b.index() > a.index()) as u64;
             }
-            if let (Some(a), Some(b)) = (band(d_prev[j]), band(d[i])) {
+            if let (Some(a), Some(b)) = (risk_band(d_prev[j]), risk_band(d[i])) {
                 m.risk_bands[a][b] += 1;
                 m.risk_up += (b < a) as u64;
                 m.risk_down += (b > a) as u64;
