@@ -76,7 +76,7 @@ impl BinMapper {
             return 0;
         }
         match self {
-            BinMapper::Numeric { bounds } => (1 + bounds.partition_point(|&b| b < v)) as u8,
+            BinMapper::Numeric { bounds } => (1 + below(bounds, v)) as u8,
             BinMapper::Categorical { levels } => {
                 if v >= 0.0 && (v as usize) < *levels && v == v.trunc() {
                     (v as usize + 1) as u8
@@ -94,6 +94,21 @@ impl BinMapper {
             BinMapper::Categorical { .. } => bin as f64 - 1.0,
         }
     }
+}
+
+/// How many of the ascending `bounds` are below `v`: a binary search whose steps are
+/// data moves rather than branches (which would be mispredicted half the time).
+#[inline]
+fn below(bounds: &[f64], v: f64) -> usize {
+    let (mut base, mut size) = (0usize, bounds.len());
+    while size > 1 {
+        let half = size / 2;
+        if bounds[base + half] < v {
+            base += half;
+        }
+        size -= half;
+    }
+    base + bounds.get(base).is_some_and(|&b| b < v) as usize
 }
 
 /// A point `m` with `a <= m < b`, halfway when floating point allows.

@@ -21,6 +21,7 @@
 //!   scoring night. The features stage turns dates into durations (`tenure_days`).
 //! - Nulls, NaN and ±∞ are missing, `NaN` in the matrix.
 
+use ndarray::ShapeBuilder;
 use rayon::prelude::*;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -368,10 +369,13 @@ impl FeatureSchema {
             })
             .collect();
         let columns = columns.into_iter().collect::<Result<Vec<_>, _>>()?;
-        // filled row by row, so that writes are sequential
-        let x = Array2::from_shape_fn((rows, self.columns.len()), |(i, j)| match columns.get(j) {
-            Some(Some(values)) => values.get(i).copied().unwrap_or(f64::NAN),
-            _ => f64::NAN,
+        // stored column after column (Fortran order): binning, typical values and the
+        // baselines read the matrix a feature at a time
+        let x = Array2::from_shape_fn((rows, self.columns.len()).f(), |(i, j)| {
+            match columns.get(j) {
+                Some(Some(values)) => values.get(i).copied().unwrap_or(f64::NAN),
+                _ => f64::NAN,
+            }
         });
         Ok(x)
     }

@@ -67,7 +67,8 @@ pub fn total(rows: &[Sums]) -> Sums {
 /// the count takes the bits from `shift` up (as many as `rows` needs), the hessians the
 /// `shift` bits below, and the gradients all 64 bits of their own. A row's hessian is at
 /// most `2^shift / rows` units: about 2^29 levels at 100 000 rows, 2^23 at a million,
-/// 2^11 at 67 million (and none near 2^31 rows). Gradients get 2^62 / rows levels.
+/// 2^11 at 67 million (and none near 2^31 rows). Gradients get 2^62 / rows levels. Both
+/// stay below 2^50 units (which matters only under 4 096 rows).
 #[derive(Debug, Clone, Copy)]
 pub struct Scale {
     shift: u32,
@@ -88,8 +89,9 @@ impl Scale {
         let rows = rows.clamp(1, u32::MAX as usize) as u64;
         let count_bits = u64::BITS - rows.leading_zeros();
         let shift = 63 - count_bits;
-        let g_max = (1u64 << 62) / rows;
-        let h_max = ((1u64 << shift) - 1) / rows;
+        // at most 2^50 units a row, for the rounding of `row`
+        let g_max = ((1u64 << 62) / rows).min(1 << 50);
+        let h_max = (((1u64 << shift) - 1) / rows).min(1 << 50);
         let per_unit = |units: u64, max: f64| {
             let s = units as f64 / max;
             if s.is_finite() && s > 0.0 { s } else { 1.0 }
@@ -106,17 +108,19 @@ impl Scale {
         }
     }
 
-    /// One row's sums, rounded to the nearest unit.
+    /// One row's sums, rounded to the nearest unit (ties to even).
     #[inline]
     pub fn row(&self, g: f64, h: f64) -> Sums {
-        // rounded half away from zero; `as` saturates (and maps NaN to 0), and the
-        // clamps keep sums from overflowing (signed conversions are the cheap ones)
-        let (g, h) = (g * self.g_scale, h * self.h_scale);
-        let g = ((g + 0.5f64.copysign(g)) as i64).clamp(-(self.g_max as i64), self.g_max as i64);
-        let h = ((h + 0.5) as i64).clamp(0, self.h_max as i64);
+        // Clamped, so that sums cannot overflow, and below 2^50: adding 1.5 * 2^52 then
+        // rounds to an integer held in the low bits, which converts without a branch (a
+        // NaN clamps to the lower end).
+        const ROUND: f64 = 6_755_399_441_055_744.0;
+        let (g_max, h_max) = (self.g_max as f64, self.h_max as f64);
+        let g = (g * self.g_scale).max(-g_max).min(g_max) + ROUND;
+        let h = (h * self.h_scale).max(0.0).min(h_max) + ROUND;
         Sums {
-            g: g as u64,
-            hn: (1 << self.shift) | h as u64,
+            g: g.to_bits().wrapping_sub(ROUND.to_bits()),
+            hn: (1 << self.shift) | h.to_bits().wrapping_sub(ROUND.to_bits()),
         }
     }
 
