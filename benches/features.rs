@@ -2,43 +2,18 @@
 //! data at three sizes, reported per event. Run with
 //! `cargo bench --bench features`.
 
-use std::path::PathBuf;
+mod common;
 
 use churnseg::asof::AsOf;
 use churnseg::features::{self, FeatureParams};
-use churnseg::generate::{GenerateParams, generate};
-use churnseg::load::{InputSpec, Inputs};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-
-fn dataset(subscribers: usize) -> (PathBuf, u64) {
-    let dir = std::env::temp_dir().join(format!("churnseg-bench-{subscribers}"));
-    let params = GenerateParams::new(subscribers, 365, 42);
-    if !dir.join("interactions.parquet").exists() {
-        generate(&params, &dir, &|_| {}).expect("generate bench data");
-    }
-    let spec = InputSpec {
-        subscribers: dir.join("subscribers.parquet"),
-        interactions: Some(dir.join("interactions.parquet")),
-        ..InputSpec::default()
-    };
-    let rows = Inputs::load(&spec)
-        .ok()
-        .and_then(|i| i.interactions.map(|e| e.rows))
-        .unwrap_or(0);
-    (dir, rows)
-}
 
 fn hot_path(c: &mut Criterion) {
     let mut group = c.benchmark_group("features");
     group.sample_size(10);
     for subscribers in [2_000usize, 10_000, 50_000] {
-        let (dir, events) = dataset(subscribers);
-        let spec = InputSpec {
-            subscribers: dir.join("subscribers.parquet"),
-            interactions: Some(dir.join("interactions.parquet")),
-            ..InputSpec::default()
-        };
-        let inputs = Inputs::load(&spec).expect("load bench data");
+        let inputs = common::generated(subscribers);
+        let events = inputs.interactions.as_ref().map_or(0, |e| e.rows);
         let as_of: AsOf = "2026-06-01".parse().expect("date");
         for extended in [false, true] {
             group.throughput(Throughput::Elements(events));

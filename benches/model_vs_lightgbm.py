@@ -18,6 +18,8 @@ seconds) and the AUC gaps. Fit seconds: LightGBM's `fit`; churnseg's `fit` step 
   python3 -m venv .venv && .venv/bin/pip install lightgbm scikit-learn pandas pyarrow
   cargo build --release
   .venv/bin/python benches/model_vs_lightgbm.py --bin target/release/churnseg --threads 2
+
+`--fit-rounds N` also times the fits on the synthetic training rows (see `fit_timing`).
 """
 
 import argparse
@@ -47,14 +49,15 @@ def ece(p, y, bins=10):
     return total
 
 
-def judge(name, model, p, y, fit_s):
+def judge(name, model, p, y, fit_s, fit_rows):
     from sklearn.metrics import brier_score_loss, roc_auc_score
 
     row = {"data": name, "model": model, "test_rows": int(len(y)),
            "test_auc": round(float(roc_auc_score(y, p)), 5),
            "ece": round(float(ece(p, y)), 5),
            "brier": round(float(brier_score_loss(y, p)), 5),
-           "fit_s": None if fit_s is None else round(fit_s, 3)}
+           "fit_s": None if fit_s is None else round(fit_s, 3),
+           "fit_rows": fit_rows}
     print(json.dumps(row), flush=True)
     return row
 
@@ -68,37 +71,94 @@ def sh(args, threads):
 
 
 def fit_seconds(log):
-    """The churn model's fit step as `train` logs it ("fit ... (12.3 s)")."""
+    """The churn model's fit step as `train` logs it ("fit  churn model on N rows ... in
+    12.3s"): (seconds, rows), on the rows of every stacked snapshot."""
     for line in log.splitlines():
         if re.match(r"^\s*fit\b", line):
             m = re.search(r"([0-9.]+) ?s\b", line)
+            rows = re.search(r"on ([0-9]+) rows", line)
             if m:
-                return float(m.group(1))
-    return None
+                return float(m.group(1)), rows and int(rows.group(1))
+    return None, None
 
 
 def peers(name, xtr, ytr, xte, yte, threads):
-    import lightgbm as lgb
-
     from lightgbm_peer import logistic_pipeline
 
     cats = [c for c in xtr.columns if xtr[c].dtype == object or pd.api.types.is_string_dtype(xtr[c].dtype)]
     for c in cats:
         xtr[c] = xtr[c].astype("category")
         xte[c] = pd.Categorical(xte[c], categories=xtr[c].cat.categories)
-    model = lgb.LGBMClassifier(objective="binary", n_estimators=300, learning_rate=0.05,
-                               num_leaves=31, n_jobs=threads, verbose=-1, random_state=42)
+    model = lgb_model(threads)
     t0 = time.perf_counter()
     model.fit(xtr, ytr)
     fit = time.perf_counter() - t0
-    rows = [judge(name, "lightgbm", model.predict_proba(xte)[:, 1], yte, fit)]
+    rows = [judge(name, "lightgbm", model.predict_proba(xte)[:, 1], yte, fit, len(ytr))]
     nums = [c for c in xtr.columns if c not in cats]
     logit = logistic_pipeline(nums, cats, max_iter=2000)
     t0 = time.perf_counter()
     logit.fit(xtr, ytr)
     fit = time.perf_counter() - t0
-    rows.append(judge(name, "logistic", logit.predict_proba(xte)[:, 1], yte, fit))
+    rows.append(judge(name, "logistic", logit.predict_proba(xte)[:, 1], yte, fit, len(ytr)))
     return rows
+
+
+def lgb_model(threads):
+    import lightgbm as lgb
+
+    return lgb.LGBMClassifier(objective="binary", n_estimators=300, learning_rate=0.05,
+                              num_leaves=31, n_jobs=threads, verbose=-1, random_state=42)
+
+
+def fit_timing(args, work, x, y):
+    """Training time on the same rows, rounds alternating between the two sides.
+
+    churnseg: `benches/churn_fit.rs` (`ChurnModel::fit` on this table: `boosting` = 300
+    trees on every row, no calibration; `calibrated` = the default fit). LightGBM: its
+    `fit` (`lightgbm`), and the same calibration protocol around it (`lightgbm_calibrated`:
+    fit on a stratified 80%, isotonic regression on the other 20%, refit on every row).
+    """
+    from sklearn.isotonic import IsotonicRegression
+    from sklearn.model_selection import train_test_split
+
+    x = x.copy()
+    for c in x.columns:
+        if x[c].dtype == object or pd.api.types.is_string_dtype(x[c].dtype):
+            x[c] = x[c].astype("category")
+    table = work / "fit_table.parquet"
+    x.assign(label=y).to_parquet(table, index=False)
+    env = dict(os.environ, RAYON_NUM_THREADS=str(args.threads), CHURNSEG_FIT_ROUNDS="1")
+    times = {}
+    for _ in range(args.fit_rounds):
+        r = subprocess.run(["cargo", "bench", "--quiet", "--bench", "churn_fit", "--", str(table)],
+                           cwd=ROOT, capture_output=True, text=True, env=env)
+        if r.returncode != 0:
+            raise SystemExit(f"churn_fit failed:\n{r.stderr}")
+        for line in r.stdout.splitlines():
+            if line.startswith("{"):
+                row = json.loads(line)
+                times.setdefault(row["model"], []).append(row["fit_s"])
+        t0 = time.perf_counter()
+        lgb_model(args.threads).fit(x, y)
+        times.setdefault("lightgbm", []).append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        fit, cal = train_test_split(np.arange(len(y)), test_size=0.2, stratify=y, random_state=42)
+        first = lgb_model(args.threads).fit(x.iloc[fit], y[fit])
+        raw = first.predict(x.iloc[cal], raw_score=True)
+        IsotonicRegression(out_of_bounds="clip").fit(raw, y[cal])
+        lgb_model(args.threads).fit(x, y)
+        times.setdefault("lightgbm_calibrated", []).append(time.perf_counter() - t0)
+    median = {k: float(np.median(v)) for k, v in times.items()}
+    for k, v in times.items():
+        print(json.dumps({"data": "synthetic", "timing": k, "rows": int(len(y)), "threads": args.threads,
+                          "median_s": round(median[k], 3), "rounds_s": [round(t, 3) for t in v]}), flush=True)
+    print(f"fit time, {len(y)} rows, {args.threads} threads, medians of {args.fit_rounds} alternating rounds: "
+          f"boosting {median['churnseg_boosting']:.2f} s = "
+          f"{median['churnseg_boosting'] / median['lightgbm']:.2f}x LightGBM's fit ({median['lightgbm']:.2f} s); "
+          f"calibrated {median['churnseg_calibrated']:.2f} s = "
+          f"{median['churnseg_calibrated'] / median['lightgbm_calibrated']:.2f}x LightGBM with the same "
+          f"calibration ({median['lightgbm_calibrated']:.2f} s), "
+          f"{median['churnseg_calibrated'] / median['lightgbm']:.2f}x LightGBM's fit alone", flush=True)
 
 
 def labels(subs, ids, start, horizon):
@@ -127,6 +187,8 @@ def synthetic(args, work):
                      f["subscriber_id"])
     xtr, ytr, _ = frames[t1]
     xte, yte, ids = frames[t2]
+    if args.fit_rounds:
+        fit_timing(args, work, xtr, ytr)
     rows = peers("synthetic", xtr.copy(), ytr, xte.copy(), yte, args.threads)
     model = work / "model_synthetic"
     log = sh([args.bin, "train", *inputs, "--as-of", t1.date(), "--horizon", 90, "--out", model],
@@ -134,7 +196,7 @@ def synthetic(args, work):
     scored = work / "scored_synthetic.parquet"
     sh([args.bin, "score", *inputs, "--as-of", t2.date(), "--model", model, "--out", scored], args.threads)
     s = pd.read_parquet(scored).set_index("subscriber_id").reindex(ids)
-    rows.append(judge("synthetic", "churnseg", s["churn_probability"].to_numpy(), yte, fit_seconds(log)))
+    rows.append(judge("synthetic", "churnseg", s["churn_probability"].to_numpy(), yte, *fit_seconds(log)))
     drivers(data, s, yte)
     return rows
 
@@ -178,7 +240,7 @@ def real(args, work, name, file):
     sh([args.bin, "score", "--subscribers", tep, "--as-of", "2026-01-01", "--model", model,
         "--out", scored], args.threads)
     s = pd.read_parquet(scored).set_index("subscriber_id").reindex(ids)
-    rows.append(judge(name, "churnseg", s["churn_probability"].to_numpy(), yte, fit_seconds(log)))
+    rows.append(judge(name, "churnseg", s["churn_probability"].to_numpy(), yte, *fit_seconds(log)))
     return rows
 
 
@@ -191,6 +253,8 @@ def main():
     ap.add_argument("--t1", default="2026-01-01")
     ap.add_argument("--work", type=Path, default=None, help="keep data here (default: a temp dir)")
     ap.add_argument("--only", nargs="*", default=["synthetic", "iranian", "bank"])
+    ap.add_argument("--fit-rounds", type=int, default=0,
+                    help="also time the fits on the synthetic training rows, this many alternating rounds")
     args = ap.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="churnseg-model-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -207,7 +271,8 @@ def main():
         c = by["churnseg"]
         print(f"{name}: churnseg AUC {c['test_auc']:.4f}, LightGBM {by['lightgbm']['test_auc']:.4f}, "
               f"logistic {by['logistic']['test_auc']:.4f}, gap to best {c['test_auc'] - best:+.4f}; "
-              f"ECE {c['ece']:.4f}; fit {c['fit_s']} s vs LightGBM {by['lightgbm']['fit_s']} s")
+              f"ECE {c['ece']:.4f}; `train`'s fit step {c['fit_s']} s on {c['fit_rows']} rows vs LightGBM "
+              f"{by['lightgbm']['fit_s']} s on {by['lightgbm']['fit_rows']} (`--fit-rounds` times both on the same rows)")
 
 
 if __name__ == "__main__":

@@ -276,7 +276,6 @@ pub fn train(
     let fit = snapshots.stacked(params.as_of)?;
     let (stack, labels, stacked) = (stacked_batch(&fit)?, stacked_labels(&fit), fit.len());
     let churn = ChurnModel::fit(&stack, &labels, &final_params.check()?)?;
-    let in_sample = ChurnMetrics::evaluate(&churn.predict_proba(&stack)?, &labels);
     step.finish(format!(
         "churn model on {} rows ({} churners{})",
         labels.len(),
@@ -286,6 +285,12 @@ pub fn train(
         } else {
             String::new()
         }
+    ));
+    let step = console.progress(0, "in-sample", "");
+    let in_sample = ChurnMetrics::evaluate(&churn.predict_proba(&stack)?, &labels);
+    step.finish(format!(
+        "ROC AUC {:.3} on the training rows (out of time {:.3})",
+        in_sample.roc_auc, validation.churn.roc_auc
     ));
     let step = console.progress(0, "touchpoints", "");
     let touchpoints = if inputs.interactions.is_some() {
