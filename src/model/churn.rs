@@ -460,7 +460,7 @@ fn fit_baselines(
         return (None, None, Vec::new());
     }
     let mut errors = Vec::new();
-    let logistic = LogisticBaseline::fit(x, y, types, p.logistic_alpha)
+    let logistic = LogisticBaseline::fit(x, y, types, p.logistic_alpha, p.seed)
         .map_err(|e| errors.push(e.to_string()))
         .ok();
     let min_leaf = p.min_data_in_leaf.max(1);

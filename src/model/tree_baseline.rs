@@ -12,14 +12,13 @@ use linfa::Dataset;
 use linfa::prelude::Fit;
 use linfa_trees::{DecisionTree, TreeNode};
 use ndarray::{Array1, ArrayView2, Axis};
-use rand::seq::index::sample;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::design::ColumnType;
 use super::error::ModelError;
-use super::logistic::LinearDesign;
+use super::logistic::{LinearDesign, sample_rows};
 
 /// Most rows the tree is fitted on.
 const MAX_ROWS: usize = 100_000;
@@ -58,13 +57,8 @@ impl TreeBaseline {
         seed: u64,
     ) -> Result<TreeBaseline, ModelError> {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let rows: Vec<usize> = if x.nrows() > MAX_ROWS {
-            let mut r = sample(&mut rng, x.nrows(), MAX_ROWS).into_vec();
-            r.sort_unstable();
-            r
-        } else {
-            (0..x.nrows()).collect()
-        };
+        let rows = sample_rows(x.nrows(), MAX_ROWS, rng.random())
+            .unwrap_or_else(|| (0..x.nrows()).collect());
         let x = x.select(Axis(0), &rows);
         let y: Vec<bool> = rows.iter().map(|&i| y[i]).collect();
         let design = LinearDesign::fit(x.view(), types);
