@@ -191,10 +191,16 @@ impl LogisticBaseline {
         alpha: f64,
         seed: u64,
     ) -> Result<LogisticBaseline, ModelError> {
+        if y.len() != x.nrows() {
+            return Err(ModelError::LabelCount {
+                rows: x.nrows(),
+                labels: y.len(),
+            });
+        }
         let (x, y) = match sample_rows(x.nrows(), MAX_ROWS, seed) {
             Some(rows) => (
                 x.select(Axis(0), &rows),
-                rows.iter().filter_map(|&r| y.get(r).copied()).collect(),
+                rows.iter().map(|&r| y[r]).collect(),
             ),
             None => (x.to_owned(), y.to_vec()),
         };
