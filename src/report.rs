@@ -433,8 +433,8 @@ pub fn render(
             t.push_str("</tr>");
             for (r, name) in names.iter().enumerate() {
                 let _ = write!(t, "<tr><th>{name}</th>");
-                for c in 0..3 {
-                    let _ = write!(t, "<td>{}</td>", counts[r][c]);
+                for count in &counts[r][..3] {
+                    let _ = write!(t, "<td>{count}</td>");
                 }
                 t.push_str("</tr>");
             }

@@ -150,10 +150,10 @@ fn out_of_time_scores_drivers_and_targets_hold_up_against_the_truth() {
 
     // Expected calibration error over 10 bins.
     let mut bins = [(0.0f64, 0.0f64, 0usize); 10];
-    for i in 0..n {
+    for (i, &label) in labels.iter().enumerate().take(n) {
         let b = ((prob.value(i) * 10.0) as usize).min(9);
         bins[b].0 += prob.value(i);
-        bins[b].1 += labels[i] as u8 as f64;
+        bins[b].1 += label as u8 as f64;
         bins[b].2 += 1;
     }
     let ece: f64 = bins.iter().map(|(p, y, _)| (p - y).abs()).sum::<f64>() / n as f64;

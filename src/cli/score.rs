@@ -58,8 +58,9 @@ pub fn run(args: ScoreArgs, console: Console) -> anyhow::Result<()> {
         save_rate: args.save_rate,
         ..ScoreParams::default()
     };
-    if args.budget.is_some_and(|b| !(b >= 0.0))
-        || !(args.offer_cost > 0.0)
+    if args.budget.is_some_and(|b| b.is_nan() || b < 0.0)
+        || args.offer_cost.is_nan()
+        || args.offer_cost <= 0.0
         || !(0.0..=1.0).contains(&args.save_rate)
     {
         anyhow::bail!(

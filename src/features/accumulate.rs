@@ -369,11 +369,11 @@ impl<'a> Worker<'a> {
             let acc = &mut self.accs[slot as usize];
             acc.last = acc.last.max(ts);
             let class = self.touchpoints.slots.get(code as usize).copied();
-            if let Some(c) = class {
-                if c.kind != NO_KIND {
-                    let k = &mut acc.last_kind[c.kind as usize];
-                    *k = (*k).max(ts);
-                }
+            if let Some(c) = class
+                && c.kind != NO_KIND
+            {
+                let k = &mut acc.last_kind[c.kind as usize];
+                *k = (*k).max(ts);
             }
             if ts < band_start[2] {
                 continue;
@@ -400,11 +400,11 @@ impl<'a> Worker<'a> {
                         acc.complaints_unresolved += 1;
                     }
                 }
-                if c.category == personnel {
-                    if let Some(d) = value(&duration, i) {
-                        acc.personnel_duration.add(d);
-                        acc.personnel_duration_n += 1;
-                    }
+                if c.category == personnel
+                    && let Some(d) = value(&duration, i)
+                {
+                    acc.personnel_duration.add(d);
+                    acc.personnel_duration_n += 1;
                 }
             }
             let rating = value(&satisfaction, i);

@@ -391,16 +391,15 @@ impl Subscribers {
             };
         let monthly_revenue = numeric(&columns.monthly_revenue, true, &mut problems);
         let monthly_cost = numeric(&columns.monthly_cost, false, &mut problems);
-        if let (Some(signup), Some(churn)) = (&signup, &churn) {
-            if let Some(row) = (0..signup.len()).find(|&r| churn[r].is_some_and(|c| c < signup[r]))
-            {
-                problems.push(format!(
+        if let (Some(signup), Some(churn)) = (&signup, &churn)
+            && let Some(row) = (0..signup.len()).find(|&r| churn[r].is_some_and(|c| c < signup[r]))
+        {
+            problems.push(format!(
                     "column `{}`: churn_date before signup_date, e.g. row {row} (signup day {}, churn day {})",
                     columns.churn_date,
                     AsOf::from_days(signup[row]),
                     AsOf::from_days(churn[row].unwrap_or_default())
                 ));
-            }
         }
 
         // pass-through columns

@@ -752,7 +752,7 @@ mod tests {
         assert!((s.g - g).abs() < 1e-9 && (s.h - h).abs() < 1e-6, "{s:?}");
         // the largest hessians of the most rows do not carry into the count
         let big = Scale::new(5, 1.0, 0.25);
-        let five = total(&vec![big.row(1.0, 0.25); 5]);
+        let five = total(&[big.row(1.0, 0.25); 5]);
         assert_eq!(big.count(&five), 5);
         assert!((big.stats(&five).h - 1.25).abs() < 1e-9);
         assert!((big.stats(&five).g - 5.0).abs() < 1e-9);

@@ -309,9 +309,8 @@ mod tests {
         // the truth's first coefficient is +1.5 and its second -1.0
         assert!(model.weights[0] > 0.5 && model.weights[1] < -0.3);
         let c = model.contributions(xt.view()).unwrap();
-        for i in 0..5 {
-            let margin = c.row(i).sum();
-            assert!((sigmoid(margin) - p[i]).abs() < 1e-12);
+        for (row, &p) in c.rows().into_iter().zip(&p).take(5) {
+            assert!((sigmoid(row.sum()) - p).abs() < 1e-12);
         }
     }
 }

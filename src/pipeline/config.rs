@@ -262,10 +262,10 @@ impl PipelineConfig {
                 self.score.max_touchpoints
             ));
         }
-        if self.score.budget.is_some_and(|b| !(b >= 0.0)) {
+        if self.score.budget.is_some_and(|b| b.is_nan() || b < 0.0) {
             problems.push("`score.budget` must be at least 0".to_string());
         }
-        if !(self.score.offer_cost > 0.0) {
+        if self.score.offer_cost.is_nan() || self.score.offer_cost <= 0.0 {
             problems.push(format!(
                 "`score.offer_cost` must be above 0, found {}",
                 self.score.offer_cost
@@ -283,12 +283,11 @@ impl PipelineConfig {
                 self.train.as_of, self.score.as_of
             ));
         }
-        if let Some(g) = &self.generate {
-            if g.subscribers == 0 || g.days == 0 {
-                problems.push(
-                    "`generate.subscribers` and `generate.days` must be at least 1".to_string(),
-                );
-            }
+        if let Some(g) = &self.generate
+            && (g.subscribers == 0 || g.days == 0)
+        {
+            problems
+                .push("`generate.subscribers` and `generate.days` must be at least 1".to_string());
         }
         if problems.is_empty() {
             Ok(())

@@ -222,24 +222,23 @@ pub fn run_config(config_path: &Path, console: &Console) -> anyhow::Result<()> {
     let config = PipelineConfig::load(config_path)?;
     let name = config.name.clone().unwrap_or_else(|| "pipeline".into());
     let mut timings = StageTimings::default();
-    if let Some(g) = &config.generate {
-        if !config.inputs.subscribers.exists() {
-            let step = console.progress(g.subscribers as u64, "generate", "subscribers");
-            let mut params =
-                crate::generate::GenerateParams::new(g.subscribers, g.days, config.seed);
-            params.end = g.end.date();
-            let summary = timings
-                .time("generate", || {
-                    crate::generate::generate(&params, &g.out, &|done| step.set(done))
-                })
-                .with_context(|| format!("generating the demo data into {}", g.out.display()))?;
-            step.finish(format!(
-                "{} subscribers, {} events into {}",
-                summary.subscribers,
-                summary.events,
-                g.out.display()
-            ));
-        }
+    if let Some(g) = &config.generate
+        && !config.inputs.subscribers.exists()
+    {
+        let step = console.progress(g.subscribers as u64, "generate", "subscribers");
+        let mut params = crate::generate::GenerateParams::new(g.subscribers, g.days, config.seed);
+        params.end = g.end.date();
+        let summary = timings
+            .time("generate", || {
+                crate::generate::generate(&params, &g.out, &|done| step.set(done))
+            })
+            .with_context(|| format!("generating the demo data into {}", g.out.display()))?;
+        step.finish(format!(
+            "{} subscribers, {} events into {}",
+            summary.subscribers,
+            summary.events,
+            g.out.display()
+        ));
     }
     let spec = InputSpec {
         subscribers: config.inputs.subscribers.clone(),

@@ -172,9 +172,8 @@ mod tests {
             // every known profit in a better segment is >= every known profit in a worse one
             for a in 0..profit.len() {
                 for b in 0..profit.len() {
-                    if let (Some(pa), Some(pb)) = (profit[a], profit[b]) {
-                        if seg[a] < seg[b] { prop_assert!(pa >= pb); }
-                    }
+                    if let (Some(pa), Some(pb)) = (profit[a], profit[b])
+                        && seg[a] < seg[b] { prop_assert!(pa >= pb); }
                 }
             }
         }
