@@ -313,14 +313,15 @@ impl ChurnModel {
         // Without early stopping the refit's number of trees is known up front, so it
         // runs alongside the first fit (each fit gives the same bits either way).
         let refit_now = p.refit && !held.is_empty() && p.early_stopping_rounds.is_none();
-        let (((first, (logistic, tree, baseline_errors)), typical), early_refit) = rayon::join(
+        // The baselines (when asked) start first: the logistic regression is the longest
+        // single task; the other thread fits, calibrates, then refits.
+        let (((logistic, tree, baseline_errors), typical), (first, early_refit)) = rayon::join(
+            || rayon::join(fit_baselines, || schema.typical_values(&x)),
             || {
-                (
-                    rayon::join(fit_and_calibrate, fit_baselines),
-                    schema.typical_values(&x),
-                )
+                rayon::join(fit_and_calibrate, || {
+                    refit_now.then(|| params.gbdt.fit_binned(&binned, None, labels, None))
+                })
             },
-            || refit_now.then(|| params.gbdt.fit_binned(&binned, None, labels, None)),
         );
         let (gbdt, calibrator, calibration) = first?;
         let (gbdt, refit_rows) = if let Some(refit) = early_refit {

@@ -18,10 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use super::design::ColumnType;
 use super::error::ModelError;
-use super::logistic::{LinearDesign, sample_rows};
-
-/// Most rows the tree is fitted on.
-const MAX_ROWS: usize = 100_000;
+use super::logistic::{LinearDesign, MAX_ROWS, sample_rows};
 
 /// One node of the flattened tree.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
