@@ -275,7 +275,7 @@ pub fn train(
     // Without interactions there is no history before `as_of`: only it is stacked.
     let fit = snapshots.stacked(params.as_of)?;
     let (stack, labels, stacked) = (stacked_batch(&fit)?, stacked_labels(&fit), fit.len());
-    let churn = ChurnModel::fit(&stack, &labels, &final_params.check()?)?;
+    let (churn, in_sample) = ChurnModel::fit_in_sample(&stack, &labels, &final_params.check()?)?;
     step.finish(format!(
         "churn model on {} rows ({} churners{})",
         labels.len(),
@@ -287,7 +287,11 @@ pub fn train(
         }
     ));
     let step = console.progress(0, "in-sample", "");
-    let in_sample = ChurnMetrics::evaluate(&churn.predict_proba(&stack)?, &labels);
+    let in_sample = match in_sample {
+        Some(p) => p,
+        None => churn.predict_proba(&stack)?,
+    };
+    let in_sample = ChurnMetrics::evaluate(&in_sample, &labels);
     step.finish(format!(
         "ROC AUC {:.3} on the training rows (out of time {:.3})",
         in_sample.roc_auc, validation.churn.roc_auc

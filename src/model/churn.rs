@@ -264,6 +264,17 @@ impl ChurnModel {
         labels: &[bool],
         params: &ValidChurnParams,
     ) -> Result<ChurnModel, ModelError> {
+        Self::fit_in_sample(features, labels, params).map(|(model, _)| model)
+    }
+
+    /// [`Self::fit`], with the calibrated probabilities of the training rows when the
+    /// final trees were fitted on all of them: read from the boosting's own margins, the
+    /// same bits as [`Self::predict_proba`] on the table, without a pass over the trees.
+    pub fn fit_in_sample(
+        features: &RecordBatch,
+        labels: &[bool],
+        params: &ValidChurnParams,
+    ) -> Result<(ChurnModel, Option<Vec<f64>>), ModelError> {
         let p = &params.params;
         let rows = features.num_rows();
         if labels.len() != rows {
@@ -298,9 +309,10 @@ impl ChurnModel {
         let fit_baselines = || fit_baselines(x_train.view(), &y_train, &types, p);
         let binned = params.gbdt.bin(x.view(), &types)?;
         let fit_and_calibrate = || -> Result<_, ModelError> {
-            let gbdt = params
-                .gbdt
-                .fit_binned(&binned, Some(&train), &y_train, valid)?;
+            let (gbdt, margins) =
+                params
+                    .gbdt
+                    .fit_binned_margins(&binned, Some(&train), &y_train, valid)?;
             let (calibrator, calibration) = if held.is_empty() {
                 let (_, report) = calibration::choose(&[], &[], p.seed);
                 (Calibrator::Sigmoid, report)
@@ -308,7 +320,9 @@ impl ChurnModel {
                 let margins = gbdt.predict_margin_binned(&binned, &held)?;
                 calibration::choose(&margins, &y_held, p.seed)
             };
-            Ok((gbdt, calibrator, calibration))
+            // the first fit's margins are in-sample for every row when it had them all
+            let margins = held.is_empty().then_some(margins);
+            Ok((gbdt, margins, calibrator, calibration))
         };
         // Without early stopping the refit's number of trees is known up front, so it
         // runs alongside the first fit (each fit gives the same bits either way).
@@ -319,13 +333,14 @@ impl ChurnModel {
             || rayon::join(fit_baselines, || schema.typical_values(&x)),
             || {
                 rayon::join(fit_and_calibrate, || {
-                    refit_now.then(|| params.gbdt.fit_binned(&binned, None, labels, None))
+                    refit_now.then(|| params.gbdt.fit_binned_margins(&binned, None, labels, None))
                 })
             },
         );
-        let (gbdt, calibrator, calibration) = first?;
-        let (gbdt, refit_rows) = if let Some(refit) = early_refit {
-            (refit?, Some(rows))
+        let (gbdt, margins, calibrator, calibration) = first?;
+        let ((gbdt, margins), refit_rows) = if let Some(refit) = early_refit {
+            let (refit, margins) = refit?;
+            ((refit, Some(margins)), Some(rows))
         } else if p.refit && !held.is_empty() {
             let all_rows = ChurnParams {
                 n_trees: gbdt.trees.len().max(1),
@@ -333,11 +348,14 @@ impl ChurnModel {
                 ..p.clone()
             }
             .check()?;
-            let refit = all_rows.gbdt.fit_binned(&binned, None, labels, None)?;
-            (refit, Some(rows))
+            let (refit, margins) = all_rows
+                .gbdt
+                .fit_binned_margins(&binned, None, labels, None)?;
+            ((refit, Some(margins)), Some(rows))
         } else {
-            (gbdt, None)
+            ((gbdt, margins), None)
         };
+        let in_sample = margins.map(|m| m.into_iter().map(|m| calibrator.apply(m)).collect());
 
         let importance = explain::gain_importance(&schema.names(), &gbdt.gain);
         let summary = FitSummary {
@@ -350,7 +368,7 @@ impl ChurnModel {
             calibration,
             baseline_errors,
         };
-        Ok(ChurnModel {
+        let model = ChurnModel {
             params: p.clone(),
             schema,
             gbdt,
@@ -360,7 +378,8 @@ impl ChurnModel {
             typical,
             importance,
             summary,
-        })
+        };
+        Ok((model, in_sample))
     }
 
     /// Calibrated churn probabilities, one per row, in [0, 1]. Refuses a table whose
@@ -545,6 +564,37 @@ mod tests {
         );
         let logistic = model.logistic_reasons(&test, 2).unwrap().unwrap();
         assert!(logistic.iter().all(|r| r.len() <= 2));
+    }
+
+    #[test]
+    fn in_sample_probabilities_are_the_predictions_of_the_training_rows() {
+        let (train, y) = churn_table(1500, 4);
+        // refit on every row (the default), one fit on every row, bagged trees
+        for params in [
+            ChurnParams {
+                n_trees: 20,
+                ..ChurnParams::default()
+            },
+            ChurnParams {
+                n_trees: 20,
+                calibration_fraction: 0.0,
+                bagging_fraction: 0.7,
+                ..ChurnParams::default()
+            },
+        ] {
+            let (model, in_sample) =
+                ChurnModel::fit_in_sample(&train, &y, &params.check().unwrap()).unwrap();
+            assert_eq!(in_sample.unwrap(), model.predict_proba(&train).unwrap());
+        }
+        // without the refit the final trees have not seen the held-out rows
+        let no_refit = ChurnParams {
+            n_trees: 20,
+            refit: false,
+            ..ChurnParams::default()
+        };
+        let (_, in_sample) =
+            ChurnModel::fit_in_sample(&train, &y, &no_refit.check().unwrap()).unwrap();
+        assert!(in_sample.is_none());
     }
 
     #[test]

@@ -316,6 +316,19 @@ impl GbdtValidParams {
         y: &[bool],
         valid: Option<(ArrayView2<'_, f64>, &[bool])>,
     ) -> Result<GbdtModel, ModelError> {
+        self.fit_binned_margins(binned, rows, y, valid)
+            .map(|(model, _)| model)
+    }
+
+    /// [`Self::fit_binned`], with the margins of the fitted rows, in their order, as the
+    /// boosting leaves them: the same bits as predicting those rows.
+    pub fn fit_binned_margins(
+        &self,
+        binned: &BinnedFeatures,
+        rows: Option<&[usize]>,
+        y: &[bool],
+        valid: Option<(ArrayView2<'_, f64>, &[bool])>,
+    ) -> Result<(GbdtModel, Vec<f64>), ModelError> {
         let mappers = &binned.mappers;
         let selected;
         let data = match rows {
@@ -457,8 +470,18 @@ impl GbdtValidParams {
             }
         }
         let best_iteration = valid.as_ref().map(|_| best.1.max(1));
-        if let Some(keep) = best_iteration {
+        if let Some(keep) = best_iteration.filter(|&keep| keep < trees.len()) {
             trees.truncate(keep);
+            scores
+                .par_iter_mut()
+                .enumerate()
+                .with_min_len(4096)
+                .for_each(|(r, s)| {
+                    *s = base_score;
+                    for tree in &trees {
+                        *s += tree.predict_binned(data, r);
+                    }
+                });
         }
         let mut gain = vec![0.0; n_features];
         for tree in &trees {
@@ -470,13 +493,14 @@ impl GbdtValidParams {
                 }
             }
         }
-        Ok(GbdtModel {
+        let model = GbdtModel {
             base_score,
             trees,
             n_features,
             best_iteration,
             gain,
-        })
+        };
+        Ok((model, scores))
     }
 }
 
@@ -1072,13 +1096,17 @@ mod tests {
         let train: Vec<usize> = (0..1500).filter(|r| r % 5 != 0).collect();
         let held: Vec<usize> = (0..1500).filter(|r| r % 5 == 0).collect();
         let y_train: Vec<bool> = train.iter().map(|&r| y[r]).collect();
-        let model = params
-            .fit_binned(&binned, Some(&train), &y_train, None)
+        let (model, fitted) = params
+            .fit_binned_margins(&binned, Some(&train), &y_train, None)
             .unwrap();
         let from_values = model.predict_margin(x.view()).unwrap();
         let from_bins = model.predict_margin_binned(&binned, &held).unwrap();
         for (k, &r) in held.iter().enumerate() {
             assert_eq!(from_bins[k], from_values[r], "row {r}");
+        }
+        // the boosting's own margins of its rows are their predictions, bit for bit
+        for (k, &r) in train.iter().enumerate() {
+            assert_eq!(fitted[k], from_values[r], "row {r}");
         }
         assert!(model.predict_margin_binned(&binned, &[1500]).is_err());
         assert!(
@@ -1099,11 +1127,14 @@ mod tests {
             .early_stopping_rounds(Some(10))
             .check()
             .unwrap();
-        let model = params
-            .fit_matrix(x.view(), &y, &types, Some((vx.view(), &vy)))
+        let binned = params.bin(x.view(), &types).unwrap();
+        let (model, fitted) = params
+            .fit_binned_margins(&binned, None, &y, Some((vx.view(), &vy)))
             .unwrap();
         let kept = model.best_iteration.unwrap();
         assert!(kept < 400 && model.trees.len() == kept, "kept {kept}");
+        // the margins are those of the kept trees
+        assert_eq!(fitted, model.predict_margin(x.view()).unwrap());
     }
 
     #[test]
