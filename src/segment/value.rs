@@ -3,7 +3,15 @@
 //! (rounded to whole subscribers); ties keep input order, and unknown profit (null or
 //! NaN, from a missing `monthly_revenue`) ranks last.
 
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, Float64Array, RecordBatch};
+use arrow::datatypes::{DataType, Field};
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
+
+use crate::features::{FeatureTable, column_f64};
+use crate::model::{ChurnModel, ChurnParams, ModelError};
 
 /// A value segment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -173,19 +181,15 @@ mod tests {
             for a in 0..profit.len() {
                 for b in 0..profit.len() {
                     if let (Some(pa), Some(pb)) = (profit[a], profit[b])
-                        && seg[a] < seg[b] { prop_assert!(pa >= pb); }
+                        && seg[a] < seg[b]
+                    {
+                        prop_assert!(pa >= pb);
+                    }
                 }
             }
         }
     }
 }
-
-use arrow::array::{ArrayRef, Float64Array, RecordBatch};
-use arrow::datatypes::{DataType, Field};
-use std::sync::Arc;
-
-use crate::features::{FeatureTable, column_f64};
-use crate::model::{ChurnModel, ChurnParams, ModelError};
 
 /// Name of the extra feature the value model sees: the subscriber's current profit
 /// percentile (1 = most profitable), which is what persistence uses.
@@ -343,7 +347,8 @@ impl ValueModel {
         targets: &[ValueSegment],
         params: &ChurnParams,
     ) -> Result<ValueModel, ModelError> {
-        // Three one-vs-rest models: fewer rounds and no baselines keep this cheap.
+        // Three one-vs-rest models, fitted side by side: fewer rounds and no baselines
+        // keep this cheap.
         let params = ChurnParams {
             n_trees: params.n_trees.min(100),
             baselines: false,
@@ -351,7 +356,7 @@ impl ValueModel {
         };
         let checked = params.check()?;
         let models = ValueSegment::ALL
-            .iter()
+            .par_iter()
             .map(|s| {
                 let labels: Vec<bool> = targets.iter().map(|t| t == s).collect();
                 ChurnModel::fit(batch, &labels, &checked)
