@@ -33,6 +33,8 @@ pub struct ScoreOutcome {
     pub outputs: Vec<PathBuf>,
     /// Movement since the previous scored table, when one was given.
     pub movement: Option<Movement>,
+    /// The scored table as written.
+    pub scored: RecordBatch,
 }
 
 impl ScoreOutcome {
@@ -159,6 +161,7 @@ pub fn score_inputs(
         model_version: artifact.model_version.clone(),
         outputs: vec![out.to_path_buf()],
         movement,
+        scored: scored.batch,
     })
 }
 
@@ -322,9 +325,8 @@ pub fn run_config(config_path: &Path, console: &Console) -> anyhow::Result<()> {
         console,
     )?;
     let report_path = config.output.dir.join("report.html");
-    let scored_batch = crate::report::read_scored(&scored_path)?;
     outcome.timings.time("report", || {
-        crate::report::write_report(&report_path, &scored_batch, &artifact, previous.as_ref())
+        crate::report::write_report(&report_path, &outcome.scored, &artifact, previous.as_ref())
     })?;
     outcome.outputs.push(report_path);
     let manifest_path = config.output.dir.join("manifest.json");
