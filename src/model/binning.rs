@@ -1,10 +1,10 @@
 //! Quantile binning: each feature becomes at most 255 small integers, so that a tree
 //! learner works on histograms instead of sorted values.
 //!
-//! Bin 0 always holds missing values (and infinities, which trees read as missing). A numeric feature with few distinct values gives
-//! each its own bin (thresholds halfway between neighbours); one with many gets
-//! equal-frequency bins, where a value frequent enough keeps a bin of its own. A
-//! categorical feature's code `c` goes to bin `c + 1`.
+//! Bin 0 always holds missing values (and infinities, which trees read as missing). A
+//! numeric feature with few distinct values gives each its own bin (thresholds halfway
+//! between neighbours); one with many gets equal-frequency bins, where a value frequent
+//! enough keeps a bin of its own. A categorical feature's code `c` goes to bin `c + 1`.
 
 use ndarray::ArrayView2;
 use rand::Rng;

@@ -437,12 +437,7 @@ impl GbdtValidParams {
 
             let grown = grower.grow(&mut rows_buf, !bagged, &gh, &active, &mut pool);
             if bagged {
-                let tree = &grown.tree;
-                scores
-                    .par_iter_mut()
-                    .enumerate()
-                    .with_min_len(4096)
-                    .for_each(|(r, s)| *s += tree.predict_binned(data, r));
+                add_binned(&mut scores, std::slice::from_ref(&grown.tree), data, None);
             } else {
                 for (start, end, value) in &grown.leaves {
                     for &r in &rows_buf[*start..*end] {
@@ -453,11 +448,7 @@ impl GbdtValidParams {
             let tree = grown.tree;
 
             if let (Some((vdata, vy)), Some(patience)) = (&valid, self.early_stopping_rounds) {
-                valid_scores
-                    .par_iter_mut()
-                    .enumerate()
-                    .with_min_len(4096)
-                    .for_each(|(r, s)| *s += tree.predict_binned(vdata, r));
+                add_binned(&mut valid_scores, std::slice::from_ref(&tree), vdata, None);
                 trees.push(tree);
                 let loss = log_loss(&valid_scores, vy);
                 if loss < best.0 {
@@ -472,16 +463,8 @@ impl GbdtValidParams {
         let best_iteration = valid.as_ref().map(|_| best.1.max(1));
         if let Some(keep) = best_iteration.filter(|&keep| keep < trees.len()) {
             trees.truncate(keep);
-            scores
-                .par_iter_mut()
-                .enumerate()
-                .with_min_len(4096)
-                .for_each(|(r, s)| {
-                    *s = base_score;
-                    for tree in &trees {
-                        *s += tree.predict_binned(data, r);
-                    }
-                });
+            scores.fill(base_score);
+            add_binned(&mut scores, &trees, data, None);
         }
         let mut gain = vec![0.0; n_features];
         for tree in &trees {
@@ -502,6 +485,25 @@ impl GbdtValidParams {
         };
         Ok((model, scores))
     }
+}
+
+/// Adds the trees' outputs, in order, to the margins of the rows `rows` of `data` (of
+/// every row, in order, when `None`): tree after tree over blocks of rows, so that a tree
+/// stays in cache while a block goes through it.
+fn add_binned(margins: &mut [f64], trees: &[Tree], data: &BinnedMatrix, rows: Option<&[usize]>) {
+    const BLOCK: usize = 1024;
+    margins
+        .par_chunks_mut(BLOCK)
+        .enumerate()
+        .for_each(|(c, block)| {
+            let first = c * BLOCK;
+            for tree in trees {
+                for (k, m) in block.iter_mut().enumerate() {
+                    let r = rows.map_or(first + k, |rows| rows[first + k]);
+                    *m += tree.predict_binned(data, r);
+                }
+            }
+        });
 }
 
 /// Mean log-loss of margins against labels.
@@ -644,29 +646,16 @@ impl Grower<'_> {
         pool: &mut HistPool,
     ) -> Vec<Sums> {
         let mut hist = pool.take(self.layout.total());
-        if all_rows {
-            histogram::build(
-                &mut hist,
-                &mut pool.free,
-                self.layout,
-                self.row_bins,
-                None,
-                gh,
-                total,
-                active,
-            );
-        } else {
-            histogram::build(
-                &mut hist,
-                &mut pool.free,
-                self.layout,
-                self.row_bins,
-                Some(rows),
-                gh,
-                total,
-                active,
-            );
-        }
+        histogram::build(
+            &mut hist,
+            &mut pool.free,
+            self.layout,
+            self.row_bins,
+            (!all_rows).then_some(rows),
+            gh,
+            total,
+            active,
+        );
         hist
     }
 
@@ -919,16 +908,7 @@ impl GbdtModel {
             ));
         }
         let mut margins = vec![self.base_score; rows.len()];
-        margins
-            .par_chunks_mut(1024)
-            .zip(rows.par_chunks(1024))
-            .for_each(|(m, rows)| {
-                for tree in &self.trees {
-                    for (m, &r) in m.iter_mut().zip(rows) {
-                        *m += tree.predict_binned(data, r);
-                    }
-                }
-            });
+        add_binned(&mut margins, &self.trees, data, Some(rows));
         Ok(margins)
     }
 

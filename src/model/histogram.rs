@@ -488,7 +488,16 @@ struct Search<'a> {
     parent: f64,
 }
 
-impl Search<'_> {
+impl<'a> Search<'a> {
+    fn new(total: &Sums, scale: &'a Scale, config: &'a SplitConfig) -> Search<'a> {
+        Search {
+            total: *total,
+            scale,
+            config,
+            parent: score(&scale.stats(total), config.lambda),
+        }
+    }
+
     #[inline]
     fn admissible(&self, s: &Stats) -> bool {
         s.n >= self.config.min_data_in_leaf && s.h >= self.config.min_sum_hessian
@@ -523,12 +532,7 @@ pub fn best_split(
     active: &[bool],
     config: &SplitConfig,
 ) -> Option<Candidate> {
-    let leaf = Search {
-        total: *total,
-        scale,
-        config,
-        parent: score(&scale.stats(total), config.lambda),
-    };
+    let leaf = Search::new(total, scale, config);
     let search = |f: usize| -> Option<Candidate> {
         if !active[f] {
             return None;
@@ -722,15 +726,6 @@ mod tests {
         })
     }
 
-    fn search<'a>(total: &Sums, scale: &'a Scale, config: &'a SplitConfig) -> Search<'a> {
-        Search {
-            total: *total,
-            scale,
-            config,
-            parent: score(&scale.stats(total), config.lambda),
-        }
-    }
-
     #[test]
     fn sums_round_trip_and_subtract_exactly() {
         let scale = Scale::new(74_076, 1.0, 0.25);
@@ -859,7 +854,7 @@ mod tests {
             bounds: vec![1.5, 2.5],
         };
         let (scale, config) = (scale(), config());
-        let leaf = search(&total(&h), &scale, &config);
+        let leaf = Search::new(&total(&h), &scale, &config);
         let c = best_threshold(0, &h, &mapper, &leaf).unwrap();
         assert_eq!(
             c.rule,
@@ -880,7 +875,7 @@ mod tests {
         let g = [0.0, -50.0, 40.0, -60.0, 45.0, -55.0, 50.0];
         let h: Vec<Sums> = g.iter().map(|&g| sums(g, 100)).collect();
         let (scale, config) = (scale(), config());
-        let c = best_levels(0, &h, 6, &search(&total(&h), &scale, &config)).unwrap();
+        let c = best_levels(0, &h, 6, &Search::new(&total(&h), &scale, &config)).unwrap();
         let SplitRule::Levels { left_bins, .. } = c.rule else {
             panic!()
         };
@@ -900,7 +895,7 @@ mod tests {
         };
         let (scale, config) = (scale(), config());
         let total = total(&h);
-        assert!(best_threshold(0, &h, &mapper, &search(&total, &scale, &strict)).is_none());
-        assert!(best_threshold(0, &h, &mapper, &search(&total, &scale, &config)).is_some());
+        assert!(best_threshold(0, &h, &mapper, &Search::new(&total, &scale, &strict)).is_none());
+        assert!(best_threshold(0, &h, &mapper, &Search::new(&total, &scale, &config)).is_some());
     }
 }
