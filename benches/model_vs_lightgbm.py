@@ -82,10 +82,15 @@ def fit_seconds(log):
     return None, None
 
 
+def text_columns(x):
+    """The text columns of a feature frame: LightGBM takes them as categoricals."""
+    return [c for c in x.columns if x[c].dtype == object or pd.api.types.is_string_dtype(x[c].dtype)]
+
+
 def peers(name, xtr, ytr, xte, yte, threads):
     from lightgbm_peer import logistic_pipeline
 
-    cats = [c for c in xtr.columns if xtr[c].dtype == object or pd.api.types.is_string_dtype(xtr[c].dtype)]
+    cats = text_columns(xtr)
     for c in cats:
         xtr[c] = xtr[c].astype("category")
         xte[c] = pd.Categorical(xte[c], categories=xtr[c].cat.categories)
@@ -122,9 +127,8 @@ def fit_timing(args, work, x, y):
     from sklearn.model_selection import train_test_split
 
     x = x.copy()
-    for c in x.columns:
-        if x[c].dtype == object or pd.api.types.is_string_dtype(x[c].dtype):
-            x[c] = x[c].astype("category")
+    for c in text_columns(x):
+        x[c] = x[c].astype("category")
     table = work / "fit_table.parquet"
     x.assign(label=y).to_parquet(table, index=False)
     env = dict(os.environ, RAYON_NUM_THREADS=str(args.threads), CHURNSEG_FIT_ROUNDS="1")
