@@ -217,19 +217,28 @@ def drivers(data, scored, churned):
                       "confusion": pd.crosstab(true, got).to_dict()}), flush=True)
 
 
-def real(args, work, name, file):
+def real(args, work, name, file, seeds):
+    """Repeated stratified 80/20 splits, one per seed; one row per split and model."""
+    rows = []
+    for seed in seeds:
+        rows += real_split(args, work, name, file, seed)
+    return rows
+
+
+def real_split(args, work, name, file, seed):
     from sklearn.model_selection import train_test_split
 
     df = pd.read_parquet(DATASETS / file)
     y = df["churn_date"].notna().to_numpy()
-    train, test = train_test_split(df, test_size=0.2, stratify=y, random_state=42)
-    trp, tep = work / f"{name}_train.parquet", work / f"{name}_test.parquet"
+    train, test = train_test_split(df, test_size=0.2, stratify=y, random_state=seed)
+    tag = f"{name}_s{seed}"
+    trp, tep = work / f"{tag}_train.parquet", work / f"{tag}_test.parquet"
     train.to_parquet(trp, index=False)
     test.to_parquet(tep, index=False)
     # The peers see what churnseg sees: its feature table of each file.
     frames = []
     for p in (trp, tep):
-        out = work / f"{name}_features_{p.stem}.parquet"
+        out = work / f"{tag}_features_{p.stem}.parquet"
         sh([args.bin, "features", "--subscribers", p, "--as-of", "2026-01-01", "--out", out], args.threads)
         f = pd.read_parquet(out)
         sub = pd.read_parquet(p)
@@ -237,15 +246,42 @@ def real(args, work, name, file):
                        f["subscriber_id"]))
     (xtr, ytr, _), (xte, yte, ids) = frames
     rows = peers(name, xtr.copy(), ytr, xte.copy(), yte, args.threads)
-    model = work / f"model_{name}"
-    log = sh([args.bin, "train", "--subscribers", trp, "--as-of", "2026-01-01", "--horizon", 30,
-              "--out", model], args.threads)
-    scored = work / f"scored_{name}.parquet"
-    sh([args.bin, "score", "--subscribers", tep, "--as-of", "2026-01-01", "--model", model,
-        "--out", scored], args.threads)
-    s = pd.read_parquet(scored).set_index("subscriber_id").reindex(ids)
-    rows.append(judge(name, "churnseg", s["churn_probability"].to_numpy(), yte, *fit_seconds(log)))
+    for candidate in ["auto"] + (CANDIDATES if args.candidates else []):
+        model = work / f"model_{tag}_{candidate}"
+        log = sh([args.bin, "train", "--subscribers", trp, "--as-of", "2026-01-01", "--horizon", 30,
+                  "--out", model, "--candidate", candidate], args.threads)
+        scored = work / f"scored_{tag}_{candidate}.parquet"
+        sh([args.bin, "score", "--subscribers", tep, "--as-of", "2026-01-01", "--model", model,
+            "--out", scored], args.threads)
+        s = pd.read_parquet(scored).set_index("subscriber_id").reindex(ids)
+        label = "churnseg" if candidate == "auto" else f"churnseg:{candidate}"
+        row = judge(name, label, s["churn_probability"].to_numpy(), yte, *fit_seconds(log))
+        if candidate == "auto":
+            metrics = json.loads((model / "metrics.json").read_text())
+            row["shipped"] = metrics["metrics"]["validation"]["chosen"]
+            print(json.dumps(row), flush=True)
+        rows.append(row)
     return rows
+
+
+CANDIDATES = ["gbdt", "logistic", "blend"]
+
+
+def mean_rows(results):
+    """One row per data set and model: the mean over splits."""
+    out = {}
+    for r in results:
+        out.setdefault((r["data"], r["model"]), []).append(r)
+    means = []
+    for (data, model), rs in out.items():
+        m = dict(rs[0])
+        for k in ("test_auc", "ece", "brier"):
+            m[k] = float(np.mean([r[k] for r in rs]))
+        m["splits"] = len(rs)
+        if "shipped" in m:
+            m["shipped"] = ",".join(r["shipped"] for r in rs)
+        means.append(m)
+    return means
 
 
 def main():
@@ -256,7 +292,13 @@ def main():
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--t1", default="2026-01-01")
     ap.add_argument("--work", type=Path, default=None, help="keep data here (default: a temp dir)")
-    ap.add_argument("--only", nargs="*", default=["synthetic", "iranian", "bank"])
+    ap.add_argument("--only", nargs="*", default=["synthetic", "iranian", "bank", "attrition"])
+    ap.add_argument("--splits", type=int, default=5,
+                    help="repeated stratified 80/20 splits (seeds 0..N-1) of the attrition set")
+    ap.add_argument("--real-seeds", type=int, nargs="*", default=[42],
+                    help="split seeds of the Iranian and bank sets")
+    ap.add_argument("--candidates", action="store_true",
+                    help="also train and score each churnseg candidate forced (`--candidate`)")
     ap.add_argument("--fit-rounds", type=int, default=0,
                     help="also time the fits on the synthetic training rows, this many alternating rounds")
     args = ap.parse_args()
@@ -264,17 +306,25 @@ def main():
     work.mkdir(parents=True, exist_ok=True)
     results = []
     if "iranian" in args.only:
-        results += real(args, work, "iranian", "iranian_telecom_subscribers.parquet")
+        results += real(args, work, "iranian", "iranian_telecom_subscribers.parquet", args.real_seeds)
     if "bank" in args.only:
-        results += real(args, work, "bank", "bank_card_subscribers.parquet")
+        results += real(args, work, "bank", "bank_card_subscribers.parquet", args.real_seeds)
+    if "attrition" in args.only:
+        results += real(args, work, "attrition", "ibm_hr_attrition_subscribers.parquet",
+                        range(args.splits))
     if "synthetic" in args.only:
         results += synthetic(args, work)
+    results = mean_rows(results)
+    for r in results:
+        if r["model"].startswith("churnseg:"):
+            print(f"{r['data']}: {r['model']} AUC {r['test_auc']:.4f} (mean of {r['splits']})")
     for name in dict.fromkeys(r["data"] for r in results):
         by = {r["model"]: r for r in results if r["data"] == name}
         best = max(by["lightgbm"]["test_auc"], by["logistic"]["test_auc"])
         c = by["churnseg"]
         print(f"{name}: churnseg AUC {c['test_auc']:.4f}, LightGBM {by['lightgbm']['test_auc']:.4f}, "
               f"logistic {by['logistic']['test_auc']:.4f}, gap to best {c['test_auc'] - best:+.4f}; "
+              f"splits {c['splits']}, shipped {c.get('shipped')}; "
               f"ECE {c['ece']:.4f}; `train`'s fit step {c['fit_s']} s on {c['fit_rows']} rows vs LightGBM "
               f"{by['lightgbm']['fit_s']} s on {by['lightgbm']['fit_rows']} (`--fit-rounds` times both on the same rows)")
 

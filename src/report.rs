@@ -237,7 +237,7 @@ pub fn render(
             "#c0392b",
         ),
         format!(
-            "Out-of-time ({}): the riskiest tenth churns {:.1}× as often as average.",
+            "Validation ({}): the riskiest tenth churns {:.1}× as often as average.",
             v.method, v.churn.lift_top_decile
         ),
     ));
@@ -268,6 +268,44 @@ pub fn render(
     }
     cal.push_str("</svg>");
     charts.push(("calibration", "Calibration", cal, format!("Points on the dashed line are perfectly calibrated. Expected calibration error {:.4}, Brier score {:.4}.", v.churn.ece, v.churn.brier)));
+
+    // Model candidates.
+    if !v.candidates.is_empty() {
+        let mut t = String::from(
+            r#"<table class="matrix"><tr><th>candidate</th><th>ROC AUC</th><th>PR AUC</th><th>Brier</th><th>ECE</th></tr>"#,
+        );
+        let rows = v
+            .candidates
+            .iter()
+            .map(|c| (c.name.clone(), &c.churn, c.name == v.chosen))
+            .chain(v.baselines.iter().map(|(n, m)| (format!("baseline {n}"), m, false)));
+        for (name, m, shipped) in rows {
+            let style = if shipped { r#" style="font-weight: bold""# } else { "" };
+            let _ = write!(
+                t,
+                "<tr{style}><th>{}{}</th><td>{:.4}</td><td>{:.4}</td><td>{:.4}</td><td>{:.4}</td></tr>",
+                esc(&name),
+                if shipped { " (shipped)" } else { "" },
+                m.roc_auc,
+                m.pr_auc,
+                m.brier,
+                m.ece
+            );
+        }
+        t.push_str("</table>");
+        charts.push((
+            "candidates",
+            "Model candidates",
+            t,
+            format!(
+                "Every candidate judged on the same rows, none of which it was fit on ({}{}). Shipped: {} ({}).",
+                v.method,
+                v.note.as_deref().map(|n| format!("; {n}")).unwrap_or_default(),
+                v.chosen,
+                v.choice
+            ),
+        ));
+    }
 
     // Whale curve.
     let profit = column_f64(scored, "profit_90d");

@@ -21,9 +21,6 @@ use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use arrow::array::RecordBatch;
-use rand::SeedableRng;
-use rand::seq::SliceRandom;
-use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::artifact::{ModelArtifact, TrainingWindow};
@@ -31,7 +28,11 @@ use crate::asof::AsOf;
 use crate::console::Console;
 use crate::features::{FeatureParams, FeatureTable, column_f64};
 use crate::load::Inputs;
-use crate::model::{ChurnMetrics, ChurnModel, ChurnParams, ModelError};
+use crate::model::sample::stratified_folds;
+use crate::model::{
+    Candidate, CandidateFit, CandidateKind, ChurnMetrics, ChurnModel, ChurnParams, ModelError,
+};
+pub use crate::model::sample::{stratified_split, take_rows};
 use crate::pipeline::{self, PipelineError};
 use crate::segment::touchpoints::RetentionTable;
 use crate::segment::value::{ValueModel, ValueModelReport};
@@ -48,8 +49,50 @@ pub struct TrainParams {
     pub extended: bool,
     /// Snapshots each model is fit on (1 = only its anchor).
     pub snapshots: usize,
+    /// The churn model candidate to ship: `None` lets validation choose.
+    pub candidate: Option<CandidateKind>,
     /// Days between stacked snapshots.
     pub snapshot_step_days: u32,
+}
+
+/// Which churn model candidate `train` ships: the one validation prefers (`auto`), or
+/// the one named.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CandidateChoice {
+    #[default]
+    Auto,
+    Gbdt,
+    Logistic,
+    Blend,
+}
+
+impl CandidateChoice {
+    /// The candidate forced, `None` for `auto`.
+    pub fn forced(self) -> Option<CandidateKind> {
+        match self {
+            CandidateChoice::Auto => None,
+            CandidateChoice::Gbdt => Some(CandidateKind::Gbdt),
+            CandidateChoice::Logistic => Some(CandidateKind::Logistic),
+            CandidateChoice::Blend => Some(CandidateKind::Blend),
+        }
+    }
+
+    /// Reads `auto`, `gbdt`, `logistic` or `blend`.
+    pub fn parse(text: &str) -> Result<CandidateChoice, String> {
+        match text {
+            "auto" => Ok(CandidateChoice::Auto),
+            other => CandidateKind::parse(other)
+                .map(|k| match k {
+                    CandidateKind::Gbdt => CandidateChoice::Gbdt,
+                    CandidateKind::Logistic => CandidateChoice::Logistic,
+                    CandidateKind::Blend => CandidateChoice::Blend,
+                })
+                .ok_or_else(|| {
+                    format!("expected one of `auto`, `gbdt`, `logistic`, `blend`, found `{other}`")
+                }),
+        }
+    }
 }
 
 /// Why training failed.
@@ -83,8 +126,17 @@ pub struct Validation {
     /// Snapshot the validation model was fit on (out-of-time) .
     pub fit_as_of: Option<AsOf>,
     pub judged_as_of: AsOf,
+    /// Metrics of the candidate shipped.
     pub churn: ChurnMetrics,
-    /// Baselines judged the same way: `logistic`, `tree`.
+    /// Every candidate judged on the same rows: `gbdt`, `logistic`, `blend`.
+    #[serde(default)]
+    pub candidates: Vec<CandidateMetrics>,
+    /// The candidate shipped, and why.
+    #[serde(default)]
+    pub chosen: String,
+    #[serde(default)]
+    pub choice: String,
+    /// Baselines judged the same way (`tree`).
     pub baselines: Vec<(String, ChurnMetrics)>,
     /// Per risk decile (1 = riskiest): rows, mean predicted probability, observed churn rate.
     pub deciles: Vec<CurvePoint>,
@@ -93,6 +145,16 @@ pub struct Validation {
     /// Out-of-time metrics of each recent snapshot, newest first (stacked training only).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub backtest: Vec<BacktestPoint>,
+}
+
+/// One candidate's validation metrics.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CandidateMetrics {
+    pub name: String,
+    /// The trees' weight in the blend (1 for the trees alone, 0 for the logistic
+    /// regression); for the blend, the weight chosen on the validation fit's held-out rows.
+    pub tree_weight: f64,
+    pub churn: ChurnMetrics,
 }
 
 /// One out-of-time check of the backtest: a model anchored at `fit_as_of`, judged on
@@ -208,61 +270,69 @@ pub fn train(
     }
     let churn_params = params.churn.check()?;
 
-    // Out-of-time when an earlier snapshot has enough of both classes.
+    // Out-of-time when an earlier snapshot has enough of both classes and the full
+    // feature history before it; else a repeated stratified k-fold of `as_of`.
     let earlier_as_of = params.as_of.plus_days(-h);
     let earlier = match &inputs.interactions {
         Some(_) => Some(snapshots.get(earlier_as_of)?),
         None => None,
     };
-    let oot_possible = earlier.as_ref().is_some_and(|e| enough_of_both(&e.labels));
+    let history_ok = snapshots.complete(earlier_as_of);
+    let oot_possible =
+        history_ok && earlier.as_ref().is_some_and(|e| enough_of_both(&e.labels));
     let step = console.progress(0, "validate", "");
+    let validation_params = ChurnParams {
+        baselines: true,
+        ..params.churn.clone()
+    }
+    .check()?;
     let mut validation = if oot_possible {
         let fit = snapshots.stacked(earlier_as_of)?;
-        let model = ChurnModel::fit(&stacked_batch(&fit)?, &stacked_labels(&fit), &churn_params)?;
+        let candidates =
+            CandidateFit::fit(&stacked_batch(&fit)?, &stacked_labels(&fit), &validation_params, true)?;
+        let probs = candidates.candidate_proba(&current.table.batch)?;
+        let tree = candidates.baseline_proba(&current.table.batch)?;
         judge(
-            &model,
-            &current.table.batch,
+            probs,
+            tree,
             &current.labels,
             "out_of_time",
             None,
             Some(earlier_as_of),
             params.as_of,
+            params.candidate,
         )?
     } else {
         let note = if inputs.interactions.is_none() {
             "no interactions: subscriber attributes are known only as they are now, so no earlier snapshot can be rebuilt"
                 .to_string()
+        } else if !history_ok {
+            format!(
+                "the history does not cover the {FULL_HISTORY_DAYS} days before {earlier_as_of}: an out-of-time check there would judge features built from a partial history"
+            )
         } else {
             format!(
                 "the snapshot at {earlier_as_of} has fewer than {MIN_CLASS_ROWS} churners or non-churners"
             )
         };
-        let labels = &current.labels;
-        let (fit_rows, test_rows) = stratified_split(labels, 0.2, params.seed);
-        let fit_batch = take_rows(&current.table.batch, &fit_rows)?;
-        let fit_labels: Vec<bool> = fit_rows.iter().map(|&r| labels[r]).collect();
-        let model = ChurnModel::fit(&fit_batch, &fit_labels, &churn_params)?;
-        let test_batch = take_rows(&current.table.batch, &test_rows)?;
-        let test_labels: Vec<bool> = test_rows.iter().map(|&r| labels[r]).collect();
-        judge(
-            &model,
-            &test_batch,
-            &test_labels,
-            "stratified_holdout",
-            Some(note),
-            None,
-            params.as_of,
-        )?
+        cross_validate(&current.table.batch, &current.labels, &validation_params, params, note)?
     };
+    let chosen = validation_candidate(&validation);
     if oot_possible && params.snapshots > 1 {
-        validation.backtest = backtest(&snapshots, params, &churn_params, &validation)?;
+        validation.backtest = backtest(&snapshots, params, &churn_params, chosen, &validation)?;
     }
     step.finish(format!(
-        "{}: ROC AUC {:.3}, PR AUC {:.3}, top-decile lift {:.2}{}",
+        "{} ({}): {}; shipping {} ({}){}",
         validation.method,
-        validation.churn.roc_auc,
-        validation.churn.pr_auc,
-        validation.churn.lift_top_decile,
+        validation_scope(&validation),
+        validation
+            .candidates
+            .iter()
+            .map(|c| format!("{} ROC AUC {:.3}", c.name, c.churn.roc_auc))
+            .collect::<Vec<_>>()
+            .join(", "),
+        validation.chosen,
+        validation.choice,
         backtest_line(&validation.backtest)
     ));
 
@@ -270,6 +340,7 @@ pub fn train(
     // The baselines are judged in the validation above; the final model needs none.
     let final_params = ChurnParams {
         baselines: false,
+        candidate: chosen,
         ..params.churn.clone()
     };
     // Without interactions there is no history before `as_of`: only it is stacked.
@@ -293,8 +364,8 @@ pub fn train(
     };
     let in_sample = ChurnMetrics::evaluate(&in_sample, &labels);
     step.finish(format!(
-        "ROC AUC {:.3} on the training rows (out of time {:.3})",
-        in_sample.roc_auc, validation.churn.roc_auc
+        "ROC AUC {:.3} on the training rows ({} {:.3})",
+        in_sample.roc_auc, validation.method, validation.churn.roc_auc
     ));
     let step = console.progress(0, "touchpoints", "");
     let touchpoints = if inputs.interactions.is_some() {
@@ -444,11 +515,13 @@ fn backtest(
     snapshots: &Snapshots,
     params: &TrainParams,
     churn: &crate::model::ValidChurnParams,
+    chosen: CandidateKind,
     validation: &Validation,
 ) -> Result<Vec<BacktestPoint>, TrainError> {
     let h = params.horizon_days as i32;
     let quick = ChurnParams {
         baselines: false,
+        candidate: chosen,
         ..churn.params().clone()
     }
     .check()?;
@@ -496,36 +569,203 @@ fn backtest_line(points: &[BacktestPoint]) -> String {
     format!("; backtest ROC AUC {}", aucs.join(", "))
 }
 
+/// Judges every candidate on the same rows, and chooses the one to ship: the highest
+/// ROC AUC (ties to the simpler: the trees, then the logistic regression, then the
+/// blend), unless `forced`.
+#[allow(clippy::too_many_arguments)]
 fn judge(
-    model: &ChurnModel,
-    batch: &arrow::array::RecordBatch,
+    candidates: Vec<(Candidate, Vec<f64>)>,
+    tree: Option<Vec<f64>>,
     labels: &[bool],
     method: &str,
     note: Option<String>,
     fit_as_of: Option<AsOf>,
     judged_as_of: AsOf,
+    forced: Option<CandidateKind>,
 ) -> Result<Validation, ModelError> {
-    let probs = model.predict_proba(batch)?;
-    let churn = ChurnMetrics::evaluate(&probs, labels);
-    let baselines = model
-        .baseline_proba(batch)?
-        .into_iter()
-        .map(|(name, p)| (name, ChurnMetrics::evaluate(&p, labels)))
+    let metrics: Vec<CandidateMetrics> = candidates
+        .iter()
+        .map(|(c, p)| CandidateMetrics {
+            name: c.kind().name().to_string(),
+            tree_weight: c.tree_weight(),
+            churn: ChurnMetrics::evaluate(p, labels),
+        })
         .collect();
-    let decile = crate::score::risk_deciles(&probs);
-    let deciles = curve(&probs, labels, 10, |i| decile[i] as usize - 1);
-    let calibration = curve(&probs, labels, 10, |i| (probs[i] * 10.0) as usize);
+    let best = (0..metrics.len())
+        .fold(None, |best: Option<usize>, i| match best {
+            Some(b) if metrics[b].churn.roc_auc >= metrics[i].churn.roc_auc => Some(b),
+            _ if metrics[i].churn.roc_auc.is_nan() => best,
+            _ => Some(i),
+        })
+        .unwrap_or(0);
+    let (chosen, choice) = match forced {
+        Some(kind) => {
+            let i = metrics
+                .iter()
+                .position(|m| m.name == kind.name())
+                .ok_or_else(|| {
+                    ModelError::Data(format!(
+                        "the forced candidate `{}` could not be fitted",
+                        kind.name()
+                    ))
+                })?;
+            (i, "forced by `train.candidate`".to_string())
+        }
+        None => {
+            let runner_up = metrics
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| *i != best)
+                .map(|(_, m)| m.churn.roc_auc)
+                .filter(|a| !a.is_nan())
+                .fold(f64::NEG_INFINITY, f64::max);
+            let choice = if runner_up.is_finite() {
+                format!(
+                    "highest ROC AUC, by {:+.4}",
+                    metrics[best].churn.roc_auc - runner_up
+                )
+            } else {
+                "the only candidate".to_string()
+            };
+            (best, choice)
+        }
+    };
+    let probs = &candidates[chosen].1;
+    let baselines = tree
+        .map(|p| vec![("tree".to_string(), ChurnMetrics::evaluate(&p, labels))])
+        .unwrap_or_default();
+    let decile = crate::score::risk_deciles(probs);
+    let deciles = curve(probs, labels, 10, |i| decile[i] as usize - 1);
+    let calibration = curve(probs, labels, 10, |i| (probs[i] * 10.0) as usize);
     Ok(Validation {
         method: method.to_string(),
         note,
         fit_as_of,
         judged_as_of,
-        churn,
+        churn: metrics[chosen].churn.clone(),
+        chosen: metrics[chosen].name.clone(),
+        choice,
+        candidates: metrics,
         baselines,
         deciles,
         calibration,
         backtest: Vec::new(),
     })
+}
+
+/// Folds of the stratified cross-validation.
+const FOLDS: usize = 5;
+/// Below this many rows the k-fold is repeated (with another seed) to steady the choice.
+const REPEAT_BELOW_ROWS: usize = 5_000;
+/// Above this many rows one stratified 80/20 holdout replaces the k-fold.
+const KFOLD_MAX_ROWS: usize = 50_000;
+
+/// Judges every candidate on the `as_of` snapshot by repeated stratified k-fold: each
+/// row is scored by models fitted on the other folds; the out-of-fold probabilities of
+/// every repeat are pooled. Large tables get one stratified 80/20 holdout instead.
+fn cross_validate(
+    batch: &RecordBatch,
+    labels: &[bool],
+    churn: &crate::model::ValidChurnParams,
+    params: &TrainParams,
+    note: String,
+) -> Result<Validation, TrainError> {
+    let rows = labels.len();
+    let splits: Vec<Vec<(Vec<usize>, Vec<usize>)>> = if rows > KFOLD_MAX_ROWS {
+        vec![vec![stratified_split(labels, 0.2, params.seed)]]
+    } else {
+        let repeats = if rows < REPEAT_BELOW_ROWS { 2 } else { 1 };
+        (0..repeats)
+            .map(|r| {
+                let fold = stratified_folds(labels, FOLDS, params.seed.wrapping_add(r));
+                (0..FOLDS)
+                    .map(|k| {
+                        let (fit, test): (Vec<usize>, Vec<usize>) =
+                            (0..rows).partition(|&i| fold[i] != k);
+                        (fit, test)
+                    })
+                    .collect()
+            })
+            .collect()
+    };
+    let method = if rows > KFOLD_MAX_ROWS {
+        "stratified_holdout".to_string()
+    } else {
+        format!("stratified_{FOLDS}fold_x{}", splits.len())
+    };
+    let mut pooled: Vec<(Candidate, Vec<f64>)> = Vec::new();
+    let mut tree_pooled: Option<Vec<f64>> = Some(Vec::new());
+    let mut pooled_labels = Vec::new();
+    let (mut blend_sum, mut blend_folds) = (0.0, 0usize);
+    for (fit_rows, test_rows) in splits.into_iter().flatten() {
+        let fit_labels: Vec<bool> = fit_rows.iter().map(|&r| labels[r]).collect();
+        if !enough_of_both(&fit_labels) && fit_labels.iter().all(|&l| l == fit_labels[0]) {
+            continue;
+        }
+        let fit = CandidateFit::fit(&take_rows(batch, &fit_rows)?, &fit_labels, churn, true)?;
+        let test = take_rows(batch, &test_rows)?;
+        let probs = fit.candidate_proba(&test)?;
+        if pooled.is_empty() {
+            pooled = probs.iter().map(|(c, _)| (*c, Vec::new())).collect();
+        }
+        // a fold whose logistic regression failed has fewer candidates: keep what all have
+        pooled.retain(|(c, _)| probs.iter().any(|(d, _)| d.kind() == c.kind()));
+        for (c, p) in probs {
+            if let Candidate::Blend { weight } = c {
+                blend_sum += weight;
+                blend_folds += 1;
+            }
+            if let Some(slot) = pooled.iter_mut().find(|(d, _)| d.kind() == c.kind()) {
+                slot.1.extend(p);
+            }
+        }
+        tree_pooled = match (tree_pooled, fit.baseline_proba(&test)?) {
+            (Some(mut acc), Some(p)) => {
+                acc.extend(p);
+                Some(acc)
+            }
+            _ => None,
+        };
+        pooled_labels.extend(test_rows.iter().map(|&r| labels[r]));
+    }
+    if pooled.is_empty() {
+        return Err(ModelError::Data(
+            "every validation fold had a single class: too few churners to validate".into(),
+        )
+        .into());
+    }
+    for (c, _) in &mut pooled {
+        if let Candidate::Blend { weight } = c {
+            // each fold chose its own weight; the mean is reported
+            *weight = blend_sum / blend_folds.max(1) as f64;
+        }
+    }
+    Ok(judge(
+        pooled,
+        tree_pooled,
+        &pooled_labels,
+        &method,
+        Some(note),
+        None,
+        params.as_of,
+        params.candidate,
+    )?)
+}
+
+/// The candidate the validation chose.
+fn validation_candidate(v: &Validation) -> CandidateKind {
+    CandidateKind::parse(&v.chosen).unwrap_or_default()
+}
+
+/// What the validation judged, in words, for the console.
+fn validation_scope(v: &Validation) -> String {
+    match v.fit_as_of {
+        Some(fit) => format!("fit at {fit}, judged on {}", v.judged_as_of),
+        None => format!(
+            "{} out-of-fold rows of {}",
+            v.churn.rows, v.judged_as_of
+        ),
+    }
 }
 
 fn enough_of_both(labels: &[bool]) -> bool {
@@ -541,44 +781,4 @@ fn newest_day(inputs: &Inputs, table: &FeatureTable) -> Option<i32> {
         .newest_ts
         .map(|ts| ts.div_euclid(crate::asof::MICROS_PER_DAY) as i32);
     inputs.subscribers.newest_day().max(events)
-}
-
-/// Splits row positions into (fit, test) with `test_share` of each class in test,
-/// deterministically for a seed.
-pub fn stratified_split(labels: &[bool], test_share: f64, seed: u64) -> (Vec<usize>, Vec<usize>) {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let (mut fit, mut test) = (Vec::new(), Vec::new());
-    for class in [false, true] {
-        let mut rows: Vec<usize> = (0..labels.len()).filter(|&r| labels[r] == class).collect();
-        rows.shuffle(&mut rng);
-        let n_test = (rows.len() as f64 * test_share).round() as usize;
-        test.extend_from_slice(&rows[..n_test]);
-        fit.extend_from_slice(&rows[n_test..]);
-    }
-    fit.sort_unstable();
-    test.sort_unstable();
-    (fit, test)
-}
-
-/// The rows at `positions` of a batch.
-pub fn take_rows(
-    batch: &arrow::array::RecordBatch,
-    positions: &[usize],
-) -> Result<arrow::array::RecordBatch, ModelError> {
-    let indices = arrow::array::UInt32Array::from_iter_values(positions.iter().map(|&p| p as u32));
-    arrow::compute::take_record_batch(batch, &indices).map_err(|e| ModelError::Data(e.to_string()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn stratified_split_keeps_class_shares() {
-        let labels: Vec<bool> = (0..1000).map(|i| i % 10 == 0).collect();
-        let (fit, test) = stratified_split(&labels, 0.2, 42);
-        assert_eq!(fit.len() + test.len(), 1000);
-        assert_eq!(test.iter().filter(|&&r| labels[r]).count(), 20);
-        assert_eq!(stratified_split(&labels, 0.2, 42), (fit, test));
-    }
 }

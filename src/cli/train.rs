@@ -12,7 +12,7 @@ use crate::console::{Console, human_bytes};
 use crate::manifest::{RunManifest, StageTimings, peak_memory_bytes};
 use crate::model::ChurnParams;
 use crate::pipeline::{self, Stage};
-use crate::train::{TrainParams, train};
+use crate::train::{CandidateChoice, TrainParams, train};
 
 #[derive(Debug, Args)]
 pub struct TrainArgs {
@@ -41,6 +41,10 @@ pub struct TrainArgs {
     /// Days between stacked snapshots.
     #[arg(long, default_value_t = 30)]
     pub snapshot_step: u32,
+    /// The churn model to ship: `auto` (the one validation prefers), `gbdt`, `logistic`
+    /// or `blend`.
+    #[arg(long, default_value = "auto", value_parser = CandidateChoice::parse)]
+    pub candidate: CandidateChoice,
 }
 
 pub fn run(args: TrainArgs, console: Console) -> anyhow::Result<()> {
@@ -67,6 +71,7 @@ pub fn run(args: TrainArgs, console: Console) -> anyhow::Result<()> {
         name,
         extended: true,
         snapshots: args.snapshots,
+        candidate: args.candidate.forced(),
         snapshot_step_days: args.snapshot_step,
     };
     let artifact = timings.time("train", || train(&inputs, &params, &console))?;
@@ -113,14 +118,27 @@ pub fn run(args: TrainArgs, console: Console) -> anyhow::Result<()> {
                         .unwrap_or_default()
                 ),
             ),
-            ("churn model", pipeline::metrics_line(&v.churn)),
             (
-                "baselines",
-                v.baselines
+                "candidates",
+                v.candidates
                     .iter()
-                    .map(|(n, m)| format!("{n} ROC AUC {:.3}", m.roc_auc))
+                    .map(|c| format!("{} ROC AUC {:.3}", c.name, c.churn.roc_auc))
+                    .chain(
+                        v.baselines
+                            .iter()
+                            .map(|(n, m)| format!("baseline {n} {:.3}", m.roc_auc)),
+                    )
                     .collect::<Vec<_>>()
                     .join(", "),
+            ),
+            (
+                "churn model",
+                format!(
+                    "{} ({}): {}",
+                    v.chosen,
+                    v.choice,
+                    pipeline::metrics_line(&v.churn)
+                ),
             ),
             ("segments", artifact.metrics.value_segments.summary()),
             ("timings", pipeline::timings_line(&timings)),

@@ -11,10 +11,21 @@
 //! isotonic fit always wins on the rows it was fitted on, so the comparison has to be
 //! out of fold) and refits the winner on the whole slice. Isotonic is only a candidate
 //! when each class has at least 25 rows in the slice.
+//!
+//! **Never reorders.** Every calibrator is monotone non-decreasing in the margin by
+//! construction, so calibration can never invert the model's ranking:
+//! - a Platt fit whose slope comes out `<= 0` (the slice's margins look uninformative or
+//!   inverted, as happens with a handful of churners) and a slice with fewer than
+//!   [`MIN_CLASS_FOR_PLATT`] rows of a class fall back to *shift* calibration: slope 1
+//!   (the margins are log-odds of a log-loss fit already) and only the intercept fitted,
+//!   so that the mean probability matches the slice; the report's `note` says so;
+//! - isotonic block rates are shrunk toward the slice's churn rate by one pseudo-row
+//!   (so a block of three newcomers who all churned says about 0.77, not 1.0) and then
+//!   made non-decreasing again by a running maximum.
+//!
+//! Probabilities stay strictly inside (0, 1): every map is clamped to
+//! `[P_MIN, 1 − P_MIN]`.
 
-use rand::SeedableRng;
-use rand::seq::SliceRandom;
-use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::metrics::{brier, log_loss};
@@ -36,12 +47,19 @@ pub enum Calibrator {
     Isotonic {
         /// Mean margin of each block, strictly increasing.
         margins: Vec<f64>,
-        /// Churn rate of each block, strictly increasing.
+        /// Smoothed churn rate of each block, non-decreasing.
         probs: Vec<f64>,
     },
 }
 
-/// Folds of the cross-validation in [`choose`].
+/// Smallest probability any calibrator gives (and `1 − P_MIN` the largest).
+pub const P_MIN: f64 = 1e-6;
+/// Fewest rows of each class for a two-parameter Platt fit; below it only the intercept
+/// is fitted.
+pub const MIN_CLASS_FOR_PLATT: usize = 5;
+
+/// Folds of the cross-validation in [`choose`] (at most [`MIN_CLASS_FOR_PLATT`], so that
+/// every fold holds a row of each class).
 const FOLDS: usize = 5;
 /// Fewest rows of each class for isotonic to be a candidate.
 const MIN_CLASS_FOR_ISOTONIC: usize = 25;
@@ -52,14 +70,18 @@ fn sigmoid(m: f64) -> f64 {
 }
 
 impl Calibrator {
-    /// Probability for a margin, in [0, 1].
+    /// Probability for a margin, in `[P_MIN, 1 − P_MIN]`, non-decreasing in the margin.
     pub fn apply(&self, margin: f64) -> f64 {
         let p = match self {
             Calibrator::Sigmoid => sigmoid(margin),
             Calibrator::Platt { a, b } => sigmoid(a * margin + b),
             Calibrator::Isotonic { margins, probs } => interpolate(margins, probs, margin),
         };
-        if p.is_nan() { 0.5 } else { p.clamp(0.0, 1.0) }
+        if p.is_nan() {
+            0.5
+        } else {
+            p.clamp(P_MIN, 1.0 - P_MIN)
+        }
     }
 
     /// The method's name: `sigmoid`, `platt` or `isotonic`.
@@ -157,6 +179,49 @@ pub fn fit_platt(margins: &[f64], labels: &[bool]) -> Calibrator {
     }
 }
 
+/// Shift calibration: `σ(margin + b)` with `b` fitted (Newton's method on the log-loss
+/// of Platt's smoothed targets), the slope kept at 1. Monotone whatever the slice says.
+pub fn fit_shift(margins: &[f64], labels: &[bool]) -> Calibrator {
+    let positives = labels.iter().filter(|&&l| l).count() as f64;
+    let negatives = labels.len() as f64 - positives;
+    let hi = (positives + 1.0) / (positives + 2.0);
+    let lo = 1.0 / (negatives + 2.0);
+    let mut b = 0.0;
+    for _ in 0..100 {
+        let (mut g, mut h) = (0.0, 1e-12);
+        for (&m, &l) in margins.iter().zip(labels) {
+            let p = sigmoid(m + b);
+            g += p - if l { hi } else { lo };
+            h += (p * (1.0 - p)).max(1e-12);
+        }
+        let step = (g / h).clamp(-5.0, 5.0);
+        b -= step;
+        if step.abs() < 1e-10 {
+            break;
+        }
+    }
+    if b.is_finite() {
+        Calibrator::Platt { a: 1.0, b }
+    } else {
+        Calibrator::Sigmoid
+    }
+}
+
+/// A Platt fit, or the shift fallback when its slope is not positive; with a note
+/// saying why when it fell back.
+fn fit_platt_monotone(margins: &[f64], labels: &[bool]) -> (Calibrator, Option<String>) {
+    match fit_platt(margins, labels) {
+        Calibrator::Platt { a, .. } if a <= 0.0 => (
+            fit_shift(margins, labels),
+            Some(format!(
+                "Platt slope {a:.3} <= 0 on {} calibration rows: kept the model's ranking (slope 1), intercept fitted",
+                labels.len()
+            )),
+        ),
+        platt => (platt, None),
+    }
+}
+
 /// Fits isotonic regression of the labels on the margins (pool adjacent violators).
 pub fn fit_isotonic(margins: &[f64], labels: &[bool]) -> Calibrator {
     let mut order: Vec<usize> = (0..margins.len())
@@ -195,9 +260,20 @@ pub fn fit_isotonic(margins: &[f64], labels: &[bool]) -> Calibrator {
     if blocks.is_empty() {
         return Calibrator::Sigmoid;
     }
+    // one pseudo-row at the slice's churn rate per block, then non-decreasing again
+    let rows: f64 = blocks.iter().map(|b| b.2).sum();
+    let rate = blocks.iter().map(|b| b.1).sum::<f64>() / rows;
+    let mut floor = 0.0f64;
+    let probs = blocks
+        .iter()
+        .map(|b| {
+            floor = floor.max((b.1 + rate) / (b.2 + 1.0));
+            floor
+        })
+        .collect();
     Calibrator::Isotonic {
         margins: blocks.iter().map(|b| b.0 / b.2).collect(),
-        probs: blocks.iter().map(|b| b.1 / b.2).collect(),
+        probs,
     }
 }
 
@@ -218,6 +294,9 @@ pub struct CalibrationReport {
     pub isotonic_brier: Option<f64>,
     /// Out-of-fold log-loss of the method kept.
     pub log_loss: Option<f64>,
+    /// Why a safer mapping than the best fit was used, when one was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// Fits Platt and isotonic calibrators on a slice, keeps the one with the lower
@@ -234,26 +313,22 @@ pub fn choose(margins: &[f64], labels: &[bool], seed: u64) -> (Calibrator, Calib
         platt_brier: None,
         isotonic_brier: None,
         log_loss: None,
+        note: None,
     };
     if positives == 0 || negatives == 0 {
         return (Calibrator::Sigmoid, report);
     }
-    if positives.min(negatives) < FOLDS {
-        let platt = fit_platt(margins, labels);
-        report.method = platt.name().to_string();
-        return (platt, report);
+    if positives.min(negatives) < MIN_CLASS_FOR_PLATT {
+        let shift = fit_shift(margins, labels);
+        report.method = shift.name().to_string();
+        report.note = Some(format!(
+            "{} churners and {} non-churners on the calibration slice: too few for a Platt slope, intercept fitted",
+            positives, negatives
+        ));
+        return (shift, report);
     }
 
-    // stratified folds: each class shuffled and dealt round-robin
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut fold = vec![0usize; labels.len()];
-    for class in [true, false] {
-        let mut rows: Vec<usize> = (0..labels.len()).filter(|&i| labels[i] == class).collect();
-        rows.shuffle(&mut rng);
-        for (k, &i) in rows.iter().enumerate() {
-            fold[i] = k % FOLDS;
-        }
-    }
+    let fold = super::sample::stratified_folds(labels, FOLDS, seed);
     let with_isotonic = positives.min(negatives) >= MIN_CLASS_FOR_ISOTONIC;
     let mut platt_oof = vec![0.0; labels.len()];
     let mut isotonic_oof = vec![0.0; labels.len()];
@@ -262,7 +337,7 @@ pub fn choose(margins: &[f64], labels: &[bool], seed: u64) -> (Calibrator, Calib
             .filter(|&i| fold[i] != k)
             .map(|i| (margins[i], labels[i]))
             .unzip();
-        let platt = fit_platt(&train_m, &train_y);
+        let (platt, _) = fit_platt_monotone(&train_m, &train_y);
         let isotonic = with_isotonic.then(|| fit_isotonic(&train_m, &train_y));
         for i in (0..labels.len()).filter(|&i| fold[i] == k) {
             platt_oof[i] = platt.apply(margins[i]);
@@ -282,7 +357,9 @@ pub fn choose(margins: &[f64], labels: &[bool], seed: u64) -> (Calibrator, Calib
     let (chosen, oof) = if isotonic_wins {
         (fit_isotonic(margins, labels), &isotonic_oof)
     } else {
-        (fit_platt(margins, labels), &platt_oof)
+        let (platt, note) = fit_platt_monotone(margins, labels);
+        report.note = note;
+        (platt, &platt_oof)
     };
     report.method = chosen.name().to_string();
     report.log_loss = log_loss(oof, labels);
@@ -291,7 +368,8 @@ pub fn choose(margins: &[f64], labels: &[bool], seed: u64) -> (Calibrator, Calib
 
 #[cfg(test)]
 mod tests {
-    use rand::Rng;
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
 
     use super::*;
 
@@ -325,13 +403,21 @@ mod tests {
         let Calibrator::Isotonic { margins, probs } = fit_isotonic(&m, &y) else {
             panic!()
         };
-        // blocks: {0} rate 0, {1,2} rate .5 at 1.5, {3,3,4} rate 1 at 10/3
-        assert_eq!(probs, vec![0.0, 0.5, 1.0]);
+        // blocks: {0} rate 0, {1,2} rate .5 at 1.5, {3,3,4} rate 1 at 10/3; each shrunk
+        // by one pseudo-row at the slice's rate 4/6
+        let r = 4.0 / 6.0;
+        let expected = [r / 2.0, (1.0 + r) / 3.0, (3.0 + r) / 4.0];
+        for (p, e) in probs.iter().zip(expected) {
+            assert!((p - e).abs() < 1e-12, "{probs:?}");
+        }
         assert_eq!(margins, vec![0.0, 1.5, 10.0 / 3.0]);
         let iso = fit_isotonic(&m, &y);
-        assert_eq!(iso.apply(-5.0), 0.0);
-        assert!((iso.apply(0.75) - 0.25).abs() < 1e-12);
-        assert_eq!(iso.apply(9.0), 1.0);
+        assert!((iso.apply(-5.0) - expected[0]).abs() < 1e-12);
+        assert!((iso.apply(0.75) - (expected[0] + expected[1]) / 2.0).abs() < 1e-12);
+        assert!((iso.apply(9.0) - expected[2]).abs() < 1e-12);
+        // nothing is certain: strictly inside (0, 1)
+        let all_churn = fit_isotonic(&[5.0, 6.0], &[true, true]);
+        assert!(all_churn.apply(7.0) < 1.0);
     }
 
     #[test]
@@ -352,7 +438,41 @@ mod tests {
         let (cal, report) = choose(&[0.1, 0.2, 3.0], &[false, false, true], 1);
         assert_eq!(cal.name(), "platt");
         assert_eq!(report.isotonic_brier, None);
-        assert!((0.0..=1.0).contains(&cal.apply(f64::INFINITY)));
+        assert!(report.note.is_some(), "one churner: intercept only, said so");
+        let top = cal.apply(f64::INFINITY);
+        assert!(top > 0.0 && top < 1.0, "{top}");
+        assert!(Calibrator::Sigmoid.apply(-1e9) > 0.0);
         assert_eq!(Calibrator::Sigmoid.apply(f64::NAN), 0.5);
+    }
+
+    /// Regression: on 240 training rows with 3 churners the Platt fit got slope −0.239,
+    /// which turned the model's ranking upside down (in-sample ROC AUC 0.000).
+    #[test]
+    fn calibration_never_inverts_the_ranking() {
+        // margins that rank churners last: an anti-informative slice
+        let mut margins: Vec<f64> = (0..200).map(|i| i as f64 / 50.0).collect();
+        let mut labels = vec![false; 200];
+        for i in 0..8 {
+            labels[i * 3] = true;
+        }
+        margins.push(-2.0);
+        labels.push(true);
+        let (platt, note) = fit_platt_monotone(&margins, &labels);
+        let Calibrator::Platt { a, .. } = platt else {
+            panic!()
+        };
+        assert!(a > 0.0 && note.is_some(), "slope {a}");
+        for seed in 0..5 {
+            let (cal, _) = choose(&margins, &labels, seed);
+            let p: Vec<f64> = margins.iter().map(|&m| cal.apply(m)).collect();
+            for i in 0..margins.len() {
+                for j in 0..margins.len() {
+                    if margins[i] < margins[j] {
+                        assert!(p[i] <= p[j], "{} reordered", cal.name());
+                    }
+                }
+            }
+            assert!(p.iter().all(|&v| v > 0.0 && v < 1.0));
+        }
     }
 }

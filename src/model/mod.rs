@@ -9,6 +9,7 @@
 //! - [`calibration`]: Platt or isotonic, chosen on held-out rows;
 //! - [`explain`]: reason codes and importance;
 //! - [`metrics`]: ROC AUC, PR AUC, lift, Brier, calibration error;
+//! - [`sample`]: seeded row samples, stratified splits and folds;
 //! - [`churn`]: [`ChurnParams`] → [`ValidChurnParams`] → [`ChurnModel`].
 //!
 //! ```no_run
@@ -32,6 +33,7 @@ pub mod gbdt;
 pub mod histogram;
 pub mod logistic;
 pub mod metrics;
+pub mod sample;
 mod serde_nan;
 pub mod tree;
 pub mod tree_baseline;
@@ -40,7 +42,9 @@ pub mod tree_baseline;
 mod testdata;
 
 pub use calibration::{CalibrationReport, Calibrator};
-pub use churn::{ChurnModel, ChurnParams, FitSummary, ValidChurnParams};
+pub use churn::{
+    Candidate, CandidateFit, CandidateKind, ChurnModel, ChurnParams, FitSummary, ValidChurnParams,
+};
 pub use design::{
     ColumnType, FeatureColumn, FeatureKind, FeatureSchema, FeatureValue, ID_COLUMN, IgnoredBecause,
     IgnoredColumn, SchemaOptions,

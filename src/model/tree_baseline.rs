@@ -18,7 +18,8 @@ use serde::{Deserialize, Serialize};
 
 use super::design::ColumnType;
 use super::error::ModelError;
-use super::logistic::{LinearDesign, MAX_ROWS, sample_rows};
+use super::logistic::{LinearDesign, MAX_ROWS};
+use super::sample::sample_rows;
 
 /// One node of the flattened tree.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

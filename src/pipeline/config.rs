@@ -109,6 +109,10 @@ pub struct TrainConfig {
     /// Days between stacked snapshots. Default 30.
     #[serde(default = "default_snapshot_step")]
     pub snapshot_step_days: u32,
+    /// The churn model to ship: `auto` (the one validation prefers), `gbdt`, `logistic`
+    /// or `blend`. Default `auto`.
+    #[serde(default)]
+    pub candidate: crate::train::CandidateChoice,
 }
 
 fn default_snapshots() -> usize {

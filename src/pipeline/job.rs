@@ -278,13 +278,15 @@ pub fn run_config(config_path: &Path, console: &Console) -> anyhow::Result<()> {
             extended: true,
             snapshots: config.train.snapshots,
             snapshot_step_days: config.train.snapshot_step_days,
+            candidate: config.train.candidate.forced(),
         };
         let artifact = timings.time("train", || train(&inputs, &params, console))?;
         timings.time("save model", || artifact.save(model_dir))?;
         console.say(format!(
-            "{:>12}  model {} ({}: ROC AUC {:.3})",
+            "{:>12}  model {} ({} shipped, {}: ROC AUC {:.3})",
             "model",
             artifact.model_version,
+            artifact.metrics.validation.chosen,
             artifact.metrics.validation.method,
             artifact.metrics.validation.churn.roc_auc
         ));
