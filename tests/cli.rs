@@ -132,7 +132,7 @@ fn train_score_report_end_to_end() {
         &inputs,
         &[
             "--as-of",
-            "2026-03-01",
+            "2026-03-15",
             "--horizon",
             "90",
             "--trees",
@@ -196,7 +196,7 @@ fn train_score_report_end_to_end() {
         &inputs,
         &[
             "--as-of",
-            "2026-03-01",
+            "2026-03-15",
             "--horizon",
             "90",
             "--trees",
