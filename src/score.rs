@@ -156,11 +156,12 @@ pub fn score(
         .collect();
     let (gains, targeting) = target(&value_at_risk, params);
     let get = |name: &str| column_f64(batch, name);
-    let (tenure, use90, sub90, trial90) = (
+    let (tenure, use90, sub90, trial90, revenue90) = (
         get("tenure_days"),
         get("use_90d"),
         get("subscribe_90d"),
         get("trial_90d"),
+        get("revenue_90d"),
     );
     let (last_trial, last_sub, brand90) = (
         get("days_since_last_trial"),
@@ -199,6 +200,7 @@ pub fn score(
             tenure_days: zero(&tenure[i]),
             use_90d: zero(&use90[i]),
             subscribe_90d: zero(&sub90[i]),
+            revenue_90d: revenue90[i],
             trial_90d: zero(&trial90[i]),
             days_since_last_trial: last_trial[i],
             days_since_last_subscribe: last_sub[i],
