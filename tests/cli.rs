@@ -167,6 +167,7 @@ fn train_score_report_end_to_end() {
         "predicted_value_segment",
         "value_at_risk",
         "churn_driver",
+        "driver_evidence",
         "reasons",
         "lifecycle_stage",
         "loyalty_action",
