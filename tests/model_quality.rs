@@ -250,6 +250,12 @@ fn out_of_time_scores_drivers_and_targets_hold_up_against_the_truth() {
         for p in picks.as_string::<i32>().iter().flatten() {
             let class = taxonomy.classify(p).expect("a taxonomy touchpoint");
             assert!(allowed(class, driver), "{p} for {driver:?}");
+            // a way the company reaches the subscriber, never an act of their own
+            assert!(class.reach, "{p} is the subscriber's own act");
+            // the unprofitable are moved towards self-service, never to staff
+            if action[i].as_deref() == Some("reduce_cost") {
+                assert!(!class.staffed, "reduce_cost through staffed {p}");
+            }
         }
         if segment[i].as_deref() == Some("top20") && decile.value(i) == 1 {
             assert!(
