@@ -1,6 +1,7 @@
 //! Scoring (SPEC §6): apply the trained models to the snapshot at `as_of` and derive
 //! every output column — risk, deciles, value segments and their forecast, value at
-//! risk, reasons, drivers, lifecycle stage, loyalty action and touchpoints.
+//! risk, reasons, drivers and their evidence, lifecycle stage, loyalty action and
+//! touchpoints.
 
 use std::sync::Arc;
 
@@ -15,7 +16,7 @@ use crate::artifact::ModelArtifact;
 use crate::asof::AsOf;
 use crate::features::{FeatureTable, column_f64};
 use crate::model::ModelError;
-use crate::segment::driver::FootprintReader;
+use crate::segment::driver::{FootprintReader, PRIOR};
 use crate::segment::lifecycle::LifecycleFacts;
 use crate::segment::loyalty::recommend;
 use crate::segment::touchpoints::Recommender;
@@ -61,8 +62,32 @@ pub struct ScoreSummary {
     pub segments: [usize; 3],
     pub actions: Vec<(String, usize)>,
     pub drivers: Vec<(String, usize)>,
+    /// Drivers that rest on no evidence (`driver_evidence` = `none`): only the prior,
+    /// counted among the prior's driver in `drivers`.
+    pub drivers_without_evidence: usize,
     pub whale: WhaleCurve,
     pub targeting: Targeting,
+}
+
+impl ScoreSummary {
+    /// The summary's drivers line: each driver's count, and how many of the prior's rest
+    /// on no evidence.
+    pub fn drivers_line(&self) -> String {
+        self.drivers
+            .iter()
+            .map(|(d, n)| {
+                if d == PRIOR.name() {
+                    format!(
+                        "{d} {n} ({} without evidence)",
+                        self.drivers_without_evidence
+                    )
+                } else {
+                    format!("{d} {n}")
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
 }
 
 /// The outcome of budgeted targeting.
@@ -156,11 +181,12 @@ pub fn score(
         .collect();
     let (gains, targeting) = target(&value_at_risk, params);
     let get = |name: &str| column_f64(batch, name);
-    let (tenure, use90, sub90, trial90) = (
+    let (tenure, use90, sub90, trial90, revenue90) = (
         get("tenure_days"),
         get("use_90d"),
         get("subscribe_90d"),
         get("trial_90d"),
+        get("revenue_90d"),
     );
     let (last_trial, last_sub, brand90) = (
         get("days_since_last_trial"),
@@ -192,6 +218,8 @@ pub fn score(
     let mut stage_out = Vec::with_capacity(n);
     let mut action_out = Vec::with_capacity(n);
     let mut driver_out = Vec::with_capacity(n);
+    let mut evidence_out = StringBuilder::new();
+    let mut drivers_without_evidence = 0;
     let mut reasons_out = ListBuilder::new(StringBuilder::new());
     let mut touch_out = ListBuilder::new(StringBuilder::new());
     for i in 0..n {
@@ -199,6 +227,7 @@ pub fn score(
             tenure_days: zero(&tenure[i]),
             use_90d: zero(&use90[i]),
             subscribe_90d: zero(&sub90[i]),
+            revenue_90d: revenue90[i],
             trial_90d: zero(&trial90[i]),
             days_since_last_trial: last_trial[i],
             days_since_last_subscribe: last_sub[i],
@@ -207,7 +236,10 @@ pub fn score(
             complain_90d: zero(&complain90[i]),
             complaints_unresolved_90d: zero(&unresolved[i]),
         });
-        let driver = footprints.footprint(i).driver();
+        let diagnosis = footprints.diagnose(i);
+        let driver = diagnosis.driver;
+        drivers_without_evidence += !diagnosis.has_evidence() as usize;
+        evidence_out.append_value(diagnosis.evidence());
         let high_risk = deciles[i] <= params.high_risk_deciles as i32;
         let action = LoyaltyAction::choose(segments[i], high_risk, stage);
         for r in &reasons[i] {
@@ -257,6 +289,7 @@ pub fn score(
             Arc::new(Float64Array::from(value_at_risk.clone())),
         ),
         ("churn_driver", strings(driver_out.clone())),
+        ("driver_evidence", Arc::new(evidence_out.finish())),
         ("reasons", Arc::new(reasons_out.finish())),
         ("lifecycle_stage", strings(stage_out)),
         ("loyalty_action", strings(action_out.clone())),
@@ -303,6 +336,7 @@ pub fn score(
         segments: std::array::from_fn(|s| segments.iter().filter(|x| x.index() == s).count()),
         actions: count(&action_out, &LoyaltyAction::ALL.map(|a| a.name())),
         drivers: count(&driver_out, &ChurnDriver::ALL.map(|d| d.name())),
+        drivers_without_evidence,
         whale: WhaleCurve::from_profit(&profit),
         targeting,
     };

@@ -1,6 +1,26 @@
 //! The touchpoint taxonomy: which touchpoint name is which category, 4S stage and
-//! lifecycle kind (SPEC §2). Read from TOML into a raw form, then checked into typed
-//! form so that every bad entry is reported at once, by touchpoint name.
+//! lifecycle kind (SPEC §2), and two facts the recommendations need. Read from TOML into
+//! a raw form, then checked into typed form so that every bad entry is reported at once,
+//! by touchpoint name.
+//!
+//! The two optional fields beyond the SPEC:
+//! - `reach` (Boolean): whether the company can start this touchpoint to reach the
+//!   subscriber and carry an offer (an ad or banner, a promotion, an outbound call, a
+//!   club invitation, a survey), or it is an act of the subscriber's own (a login, a
+//!   session, a visit, a purchase, a bill payment, a complaint, a cancellation). Only
+//!   touchpoints with reach are recommended. Default when absent: a touchpoint of kind
+//!   `discover` (the company's ads) has reach; one of any other kind (`trial`,
+//!   `subscribe`, `use`, `complain`, `unsubscribe`: what the subscriber does) has not;
+//!   one without a kind has reach unless its category is `channel` (stores, web, app and
+//!   payments are places the subscriber comes to; communication, personnel and brand
+//!   touchpoints the company can start).
+//! - `staffed` (Boolean): whether people serve it (personnel, call centre, store), so it
+//!   is never a way to cut the cost to serve. Default when absent: its category is
+//!   `personnel`. A store visit is a `channel` touchpoint, so a taxonomy says
+//!   `staffed = true` for it.
+//!
+//! Taxonomies without these fields keep loading, with the defaults; the shipped one and
+//! the one `generate` writes set both for every touchpoint.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -71,6 +91,27 @@ pub struct TouchpointClass {
     pub category: Category,
     pub stage: Stage,
     pub kind: Option<Kind>,
+    /// The company can start it to reach the subscriber (see the module documentation).
+    pub reach: bool,
+    /// People serve it: never a cost-reduction step.
+    pub staffed: bool,
+}
+
+impl TouchpointClass {
+    /// A class with `reach` and `staffed` at their defaults (see the module documentation).
+    pub fn new(category: Category, stage: Stage, kind: Option<Kind>) -> TouchpointClass {
+        TouchpointClass {
+            category,
+            stage,
+            kind,
+            reach: match kind {
+                Some(Kind::Discover) => true,
+                Some(_) => false,
+                None => category != Category::Channel,
+            },
+            staffed: category == Category::Personnel,
+        }
+    }
 }
 
 /// Touchpoint name → class. Ordered so that anything derived from it is deterministic.
@@ -106,6 +147,8 @@ struct RawTouchpoint {
     category: String,
     stage: String,
     kind: Option<String>,
+    reach: Option<bool>,
+    staffed: Option<bool>,
 }
 
 impl Taxonomy {
@@ -160,28 +203,16 @@ impl Taxonomy {
                     names(Kind::ALL)
                 ));
             }
-            match (category, stage, kind) {
-                (Some(category), Some(stage), None) => {
-                    touchpoints.insert(
-                        name,
-                        TouchpointClass {
-                            category,
-                            stage,
-                            kind: None,
-                        },
-                    );
-                }
-                (Some(category), Some(stage), Some(Ok(kind))) => {
-                    touchpoints.insert(
-                        name,
-                        TouchpointClass {
-                            category,
-                            stage,
-                            kind: Some(kind),
-                        },
-                    );
-                }
-                _ => {}
+            let kind = match kind {
+                None => Some(None),
+                Some(Ok(kind)) => Some(Some(kind)),
+                Some(Err(_)) => None,
+            };
+            if let (Some(category), Some(stage), Some(kind)) = (category, stage, kind) {
+                let mut class = TouchpointClass::new(category, stage, kind);
+                class.reach = entry.reach.unwrap_or(class.reach);
+                class.staffed = entry.staffed.unwrap_or(class.staffed);
+                touchpoints.insert(name, class);
             }
         }
         if problems.is_empty() {
@@ -225,6 +256,10 @@ impl Taxonomy {
             if let Some(kind) = class.kind {
                 out.push_str(&format!("kind = \"{kind}\"\n"));
             }
+            out.push_str(&format!(
+                "reach = {}\nstaffed = {}\n",
+                class.reach, class.staffed
+            ));
         }
         out
     }
@@ -267,7 +302,99 @@ mod tests {
     #[test]
     fn round_trips_through_toml() {
         let tax = Taxonomy::shipped();
-        assert_eq!(Taxonomy::from_toml(&tax.to_toml(), "x").unwrap(), tax);
+        let text = tax.to_toml();
+        assert_eq!(Taxonomy::from_toml(&text, "x").unwrap(), tax);
+        // the generated taxonomy says both recommendation facts for every touchpoint
+        assert_eq!(text.matches("\nreach = ").count(), tax.len());
+        assert_eq!(text.matches("\nstaffed = ").count(), tax.len());
+    }
+
+    #[test]
+    fn shipped_taxonomy_sets_reach_and_staffing_explicitly() {
+        let raw: toml::Table = toml::from_str(DEFAULT_TOML).unwrap();
+        let touchpoints = raw["touchpoints"].as_table().unwrap();
+        for (name, entry) in touchpoints {
+            for field in ["reach", "staffed"] {
+                assert!(
+                    entry.get(field).and_then(toml::Value::as_bool).is_some(),
+                    "shipped touchpoint `{name}` has no `{field}`"
+                );
+            }
+        }
+        let tax = Taxonomy::shipped();
+        let facts = |n: &str| {
+            let c = tax.classify(n).unwrap();
+            (c.reach, c.staffed)
+        };
+        // (reach, staffed): acts of the subscriber's own are no way to reach them; people
+        // serve stores, calls and enquiries
+        for (n, expected) in [
+            ("bill_payment", (false, false)),
+            ("app_login", (false, false)),
+            ("web_visit", (false, false)),
+            ("store_visit", (false, true)),
+            ("tariff_enquiry", (false, true)),
+            ("complaint_ticket", (false, true)),
+            ("store_purchase", (false, true)),
+            ("promo_sms", (true, false)),
+            ("promo_email", (true, false)),
+            ("ad_impression", (true, false)),
+            ("loyalty_club_event", (true, false)),
+            ("call_centre_call", (true, true)),
+        ] {
+            assert_eq!(facts(n), expected, "{n}");
+        }
+    }
+
+    #[test]
+    fn taxonomies_without_reach_or_staffing_load_with_the_defaults() {
+        let tax = Taxonomy::from_toml(
+            r#"
+[touchpoints.banner]
+category = "communication"
+stage = "search"
+[touchpoints.hotline_call]
+category = "personnel"
+stage = "satisfaction"
+[touchpoints.bill_payment]
+category = "channel"
+stage = "satisfaction"
+[touchpoints.app_session]
+category = "channel"
+stage = "site"
+kind = "use"
+[touchpoints.web_offer]
+category = "channel"
+stage = "search"
+kind = "discover"
+[touchpoints.cancel]
+category = "personnel"
+stage = "satisfaction"
+kind = "unsubscribe"
+[touchpoints.store_visit]
+category = "channel"
+stage = "site"
+staffed = true
+[touchpoints.in_app_message]
+category = "channel"
+stage = "site"
+reach = true
+"#,
+            "old.toml",
+        )
+        .unwrap();
+        let facts = |n: &str| {
+            let c = tax.classify(n).unwrap();
+            (c.reach, c.staffed)
+        };
+        assert_eq!(facts("banner"), (true, false));
+        assert_eq!(facts("hotline_call"), (true, true));
+        assert_eq!(facts("bill_payment"), (false, false));
+        assert_eq!(facts("app_session"), (false, false));
+        assert_eq!(facts("web_offer"), (true, false));
+        assert_eq!(facts("cancel"), (false, true));
+        assert_eq!(facts("store_visit"), (false, true));
+        assert_eq!(facts("in_app_message"), (true, false));
     }
 
     #[test]

@@ -167,6 +167,7 @@ fn train_score_report_end_to_end() {
         "predicted_value_segment",
         "value_at_risk",
         "churn_driver",
+        "driver_evidence",
         "reasons",
         "lifecycle_stage",
         "loyalty_action",
@@ -186,6 +187,8 @@ fn train_score_report_end_to_end() {
         .as_list::<i32>();
     assert!((0..touch.len()).all(|i| touch.value(i).len() <= 3));
     assert!(dir.path().join("scored.manifest.json").exists());
+
+    paying_subscribers_are_not_being_acquired(&inputs, &model, &d, dir.path());
 
     // The same inputs and seed give byte-identical models and scores on 1 and 8 threads.
     std::fs::create_dir_all(dir.path().join("one")).unwrap();
@@ -311,6 +314,99 @@ fn train_score_report_end_to_end() {
                 .matches("http://")
                 .all(|_| html.contains("http://www.w3.org/2000/svg"))
     );
+}
+
+/// Scores with an older-style taxonomy that has no touchpoint of kind `subscribe` and
+/// says nothing of reach or staffing (as a business that records no purchases would):
+/// every generated subscriber pays a monthly fee, so none is still in `acquisition`, and
+/// the recommendations follow the taxonomy's defaults: only touchpoints the company can
+/// start, never a staffed one for `reduce_cost`.
+fn paying_subscribers_are_not_being_acquired(
+    inputs: &[&str],
+    model: &Path,
+    data: &Path,
+    dir: &Path,
+) {
+    let text: String = std::fs::read_to_string(data.join("taxonomy.toml"))
+        .unwrap()
+        .lines()
+        .filter(|l| {
+            !(l.starts_with("reach") || l.starts_with("staffed") || *l == "kind = \"subscribe\"")
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert!(
+        !text.contains("= \"subscribe\"") && !text.contains("reach"),
+        "{text}"
+    );
+    let old = dir.join("old_taxonomy.toml");
+    std::fs::write(&old, &text).unwrap();
+    let scored = dir.join("old_taxonomy.parquet");
+    ok(&[
+        &["score"][..],
+        inputs,
+        &[
+            "--taxonomy",
+            s(&old),
+            "--as-of",
+            "2026-04-15",
+            "--model",
+            s(model),
+            "--out",
+            s(&scored),
+        ],
+    ]
+    .concat());
+    // subscribers who joined in the 90 days before, all paying: not one is `acquisition`
+    let subs = read(&data.join("subscribers.parquet"));
+    let as_of = (chrono::NaiveDate::from_ymd_opt(2026, 4, 15).unwrap()
+        - chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap())
+    .num_days() as i32;
+    let signup = subs
+        .column_by_name("signup_date")
+        .unwrap()
+        .as_primitive::<arrow::datatypes::Date32Type>();
+    let revenue = subs
+        .column_by_name("monthly_revenue")
+        .unwrap()
+        .as_primitive::<arrow::datatypes::Float64Type>();
+    assert!(revenue.values().iter().all(|r| *r > 0.0));
+    let young = signup
+        .values()
+        .iter()
+        .filter(|&&d| d < as_of && d > as_of - 90)
+        .count();
+    assert!(
+        young > 50,
+        "{young} subscribers joined in the 90 days before"
+    );
+    let batch = read(&scored);
+    let stages = common::strings(&batch, "lifecycle_stage");
+    let acquiring = stages
+        .iter()
+        .filter(|s| s.as_deref() == Some("acquisition"))
+        .count();
+    assert_eq!(acquiring, 0, "paying subscribers in `acquisition`");
+    assert!(stages.iter().any(|s| s.as_deref() == Some("conversion")));
+
+    let taxonomy = churnseg::taxonomy::Taxonomy::from_toml(&text, "old").unwrap();
+    let actions = common::strings(&batch, "loyalty_action");
+    let touch = batch
+        .column_by_name("recommended_touchpoints")
+        .unwrap()
+        .as_list::<i32>();
+    let mut cost_steps = 0;
+    for (i, action) in actions.iter().enumerate() {
+        for p in touch.value(i).as_string::<i32>().iter().flatten() {
+            let class = taxonomy.classify(p).unwrap();
+            assert!(class.reach, "{p} is not a way to reach the subscriber");
+            if action.as_deref() == Some("reduce_cost") {
+                assert!(!class.staffed, "reduce_cost through staffed {p}");
+                cost_steps += 1;
+            }
+        }
+    }
+    assert!(cost_steps > 0, "no reduce_cost recommendation to check");
 }
 
 #[test]

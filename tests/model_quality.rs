@@ -137,6 +137,7 @@ fn out_of_time_scores_drivers_and_targets_hold_up_against_the_truth() {
         .unwrap()
         .as_primitive::<Int32Type>();
     let got_driver = strings(&batch, "churn_driver");
+    let evidence = strings(&batch, "driver_evidence");
     let segment = strings(&batch, "value_segment");
     let action = strings(&batch, "loyalty_action");
     let touch = batch
@@ -172,6 +173,51 @@ fn out_of_time_scores_drivers_and_targets_hold_up_against_the_truth() {
             hits += (got_driver[i].as_deref() == Some(t.as_str())) as usize;
         }
     }
+    // Every driver says what it rests on: `none` only for the prior, and otherwise
+    // features of the driver's own footprint.
+    let footprint = |d: &str| -> &[&str] {
+        match d {
+            "service" => &[
+                "complaints_unresolved_90d",
+                "low_satisfaction_90d",
+                "complain_30d",
+            ],
+            "price" => &["reason_price_90d", "shopping_30d"],
+            _ => &["use_trend", "reason_product_90d"],
+        }
+    };
+    let mut without = 0;
+    for i in 0..n {
+        let (d, e) = (
+            got_driver[i].as_deref().unwrap(),
+            evidence[i].as_deref().unwrap(),
+        );
+        if e == "none" {
+            without += 1;
+            assert_eq!(d, churnseg::segment::driver::PRIOR.name(), "row {i}");
+        } else {
+            for clue in e.split(", ") {
+                let feature = clue.split(" = ").next().unwrap();
+                assert!(
+                    footprint(d).contains(&feature),
+                    "{d} driver with evidence {e}"
+                );
+            }
+        }
+    }
+    assert!(
+        without > 0 && without < n,
+        "{without} of {n} drivers without evidence"
+    );
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("scored.manifest.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        manifest["scored"]["drivers_without_evidence"], without,
+        "{}",
+        manifest["scored"]
+    );
+
     let accuracy = hits as f64 / churners as f64;
     let majority = *counts.values().max().unwrap() as f64 / churners as f64;
     assert!(
@@ -204,6 +250,12 @@ fn out_of_time_scores_drivers_and_targets_hold_up_against_the_truth() {
         for p in picks.as_string::<i32>().iter().flatten() {
             let class = taxonomy.classify(p).expect("a taxonomy touchpoint");
             assert!(allowed(class, driver), "{p} for {driver:?}");
+            // a way the company reaches the subscriber, never an act of their own
+            assert!(class.reach, "{p} is the subscriber's own act");
+            // the unprofitable are moved towards self-service, never to staff
+            if action[i].as_deref() == Some("reduce_cost") {
+                assert!(!class.staffed, "reduce_cost through staffed {p}");
+            }
         }
         if segment[i].as_deref() == Some("top20") && decile.value(i) == 1 {
             assert!(

@@ -80,14 +80,7 @@ impl ScoreOutcome {
                     .collect::<Vec<_>>()
                     .join(", "),
             ),
-            (
-                "drivers",
-                s.drivers
-                    .iter()
-                    .map(|(a, n)| format!("{a} {n}"))
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            ),
+            ("drivers", s.drivers_line()),
             ("targeting", targeting_line(&s.targeting)),
             (
                 "movement",

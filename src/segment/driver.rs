@@ -12,9 +12,19 @@
 //! "Typical" is the median over the subscribers being scored. The rule:
 //! service evidence of at least 1 → `service`; else price evidence of at least 2, and
 //! no less than the product evidence → `price`; else product evidence of at least 1 →
-//! `product`; else `service`, the common cause. Service is checked first and price and
-//! product need clear evidence because a service footprint is the sharpest and the
-//! most common, and a faint price or product signal is more often noise.
+//! `product`; else `service`, the common cause (the *prior*, [`PRIOR`]). Service is
+//! checked first and price and product need clear evidence because a service footprint
+//! is the sharpest and the most common, and a faint price or product signal is more
+//! often noise.
+//!
+//! **Evidence.** Every driver comes with the footprint behind it ([`Diagnosis::evidence`],
+//! the scored column `driver_evidence`): the features that made up the chosen driver's
+//! evidence, each with its value and, where it is compared with the typical subscriber,
+//! the typical value — `complaints_unresolved_90d = 2, complain_30d = 3 (typical 0)`,
+//! `reason_price_90d = 1, shopping_30d = 2 (typical 0)`, `use_trend = 0.31 (typical
+//! 0.95)`. A driver that reached no threshold is only the prior, and its evidence is
+//! `none`: on data without complaints, ratings or cancellations nearly every driver is
+//! `service` with evidence `none`, and the summary and manifest say how many.
 //!
 //! Why not the model's reason codes: on generated data with known drivers, summing
 //! the reasons' contributions by driver agreed with the true driver of churners less
@@ -23,7 +33,11 @@
 //! that it barely learns them. The footprint rule beat the majority class on every
 //! data set we measured (see the README).
 
+use std::fmt;
+
 use serde::{Deserialize, Serialize};
+
+use crate::model::design::format_number;
 
 /// Why a subscriber is at risk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -50,6 +64,12 @@ impl ChurnDriver {
     }
 }
 
+/// The driver of a subscriber whose footprint reaches no threshold: the common cause.
+pub const PRIOR: ChurnDriver = ChurnDriver::Service;
+
+/// The scored `driver_evidence` of a driver that is only the [`PRIOR`].
+pub const NO_EVIDENCE: &str = "none";
+
 /// Evidence thresholds of the rule in the module documentation.
 const SERVICE_EVIDENCE: f64 = 1.0;
 const PRICE_EVIDENCE: f64 = 2.0;
@@ -64,17 +84,73 @@ pub struct Footprint {
 }
 
 impl Footprint {
-    /// The driver by the rule in the module documentation.
-    pub fn driver(&self) -> ChurnDriver {
+    /// The driver whose evidence reaches its threshold by the rule in the module
+    /// documentation; `None` when none does.
+    pub fn evident_driver(&self) -> Option<ChurnDriver> {
         if self.service >= SERVICE_EVIDENCE {
-            ChurnDriver::Service
+            Some(ChurnDriver::Service)
         } else if self.price >= PRICE_EVIDENCE && self.price >= self.product {
-            ChurnDriver::Price
+            Some(ChurnDriver::Price)
         } else if self.product >= PRODUCT_EVIDENCE {
-            ChurnDriver::Product
+            Some(ChurnDriver::Product)
         } else {
-            ChurnDriver::Service
+            None
         }
+    }
+
+    /// The driver by the rule in the module documentation: the evident one, else the prior.
+    pub fn driver(&self) -> ChurnDriver {
+        self.evident_driver().unwrap_or(PRIOR)
+    }
+}
+
+/// One feature's part in a driver's evidence for one subscriber.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Clue {
+    pub driver: ChurnDriver,
+    pub feature: &'static str,
+    /// The subscriber's value.
+    pub value: f64,
+    /// The typical value it is measured against, for features counted above typical.
+    pub typical: Option<f64>,
+    /// What it adds to the driver's evidence (negative for a price signal below typical).
+    pub weight: f64,
+}
+
+impl fmt::Display for Clue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} = {}", self.feature, format_number(self.value))?;
+        match self.typical {
+            Some(t) => write!(f, " (typical {})", format_number(t)),
+            None => Ok(()),
+        }
+    }
+}
+
+/// A subscriber's driver and the footprint behind it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Diagnosis {
+    pub driver: ChurnDriver,
+    /// The clues that made up the driver's evidence; empty when it is only the prior.
+    pub clues: Vec<Clue>,
+}
+
+impl Diagnosis {
+    /// Whether the driver rests on evidence rather than on the prior alone.
+    pub fn has_evidence(&self) -> bool {
+        !self.clues.is_empty()
+    }
+
+    /// The scored `driver_evidence`: the clues, comma-separated, or [`NO_EVIDENCE`].
+    pub fn evidence(&self) -> String {
+        if self.clues.is_empty() {
+            return NO_EVIDENCE.to_string();
+        }
+        self.clues
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 
@@ -127,21 +203,98 @@ impl FootprintReader {
         }
     }
 
-    /// The footprint of row `i`.
-    pub fn footprint(&self, i: usize) -> Footprint {
+    /// Every clue of row `i` with a non-zero weight, in the order of the module table.
+    pub fn clues(&self, i: usize) -> Vec<Clue> {
+        use ChurnDriver::{Price, Product, Service};
         let at = |c: &[Option<f64>]| c.get(i).copied().flatten().filter(|v| v.is_finite());
-        let count = |c: &[Option<f64>]| at(c).unwrap_or(0.0);
-        let excess =
-            |c: &[Option<f64>], typical: f64| at(c).map_or(0.0, |v| (v - typical).max(0.0));
-        let fading = at(&self.use_trend).map_or(0.0, |t| (self.typical_use_trend - t).max(0.0));
-        Footprint {
-            service: count(&self.unresolved)
-                + count(&self.low_ratings)
-                + excess(&self.complaints_30d, self.typical_complaints_30d),
-            price: count(&self.price_reasons)
-                + at(&self.shopping_30d).map_or(0.0, |v| v - self.typical_shopping_30d),
-            product: 2.0 * fading + count(&self.product_reasons),
+        // a count: its value is its weight
+        let count = |driver, feature, c: &[Option<f64>]| {
+            at(c).map(|v| Clue {
+                driver,
+                feature,
+                value: v,
+                typical: None,
+                weight: v,
+            })
+        };
+        // a value against the typical one, weighed by `weigh(value − typical)`
+        let against =
+            |driver, feature, c: &[Option<f64>], typical: f64, weigh: &dyn Fn(f64) -> f64| {
+                at(c).map(|v| Clue {
+                    driver,
+                    feature,
+                    value: v,
+                    typical: Some(typical),
+                    weight: weigh(v - typical),
+                })
+            };
+        let above = |d: f64| d.max(0.0);
+        [
+            count(Service, "complaints_unresolved_90d", &self.unresolved),
+            count(Service, "low_satisfaction_90d", &self.low_ratings),
+            against(
+                Service,
+                "complain_30d",
+                &self.complaints_30d,
+                self.typical_complaints_30d,
+                &above,
+            ),
+            count(Price, "reason_price_90d", &self.price_reasons),
+            against(
+                Price,
+                "shopping_30d",
+                &self.shopping_30d,
+                self.typical_shopping_30d,
+                &|d| d,
+            ),
+            against(
+                Product,
+                "use_trend",
+                &self.use_trend,
+                self.typical_use_trend,
+                &|d| 2.0 * (-d).max(0.0),
+            ),
+            count(Product, "reason_product_90d", &self.product_reasons),
+        ]
+        .into_iter()
+        .flatten()
+        .filter(|c| c.weight != 0.0)
+        .collect()
+    }
+
+    /// The footprint of row `i`: each driver's clue weights summed.
+    pub fn footprint(&self, i: usize) -> Footprint {
+        footprint_of(&self.clues(i))
+    }
+
+    /// The driver of row `i` and the clues behind it.
+    pub fn diagnose(&self, i: usize) -> Diagnosis {
+        let mut clues = self.clues(i);
+        match footprint_of(&clues).evident_driver() {
+            Some(driver) => {
+                clues.retain(|c| c.driver == driver);
+                Diagnosis { driver, clues }
+            }
+            None => Diagnosis {
+                driver: PRIOR,
+                clues: Vec::new(),
+            },
         }
+    }
+}
+
+fn footprint_of(clues: &[Clue]) -> Footprint {
+    let sum = |d: ChurnDriver| {
+        clues
+            .iter()
+            .filter(|c| c.driver == d)
+            .map(|c| c.weight)
+            .sum()
+    };
+    Footprint {
+        service: sum(ChurnDriver::Service),
+        price: sum(ChurnDriver::Price),
+        product: sum(ChurnDriver::Product),
     }
 }
 
@@ -166,33 +319,57 @@ mod tests {
         assert_eq!(f(0.0, 0.0, 0.0), ChurnDriver::Service);
     }
 
+    /// A feature table of the given float columns.
+    fn table(columns: Vec<(&str, Vec<Option<f64>>)>) -> arrow::array::RecordBatch {
+        use arrow::array::{ArrayRef, Float64Array, RecordBatch};
+        use std::sync::Arc;
+        RecordBatch::try_from_iter(
+            columns
+                .into_iter()
+                .map(|(name, v)| (name, Arc::new(Float64Array::from(v)) as ArrayRef)),
+        )
+        .unwrap()
+    }
+
     #[test]
     fn footprints_read_from_a_feature_table() {
-        use arrow::array::{Float64Array, RecordBatch};
-        use std::sync::Arc;
-        let col = |v: Vec<Option<f64>>| Arc::new(Float64Array::from(v)) as arrow::array::ArrayRef;
-        let batch = RecordBatch::try_from_iter([
+        let batch = table(vec![
             (
                 "complaints_unresolved_90d",
-                col(vec![Some(2.0), Some(0.0), Some(0.0), Some(0.0)]),
+                vec![Some(2.0), Some(0.0), Some(0.0), Some(0.0)],
             ),
-            ("low_satisfaction_90d", col(vec![Some(0.0); 4])),
+            ("low_satisfaction_90d", vec![Some(0.0); 4]),
             (
                 "complain_30d",
-                col(vec![Some(2.0), Some(0.0), Some(0.0), Some(0.0)]),
+                vec![Some(2.0), Some(0.0), Some(0.0), Some(0.0)],
             ),
             (
                 "shopping_30d",
-                col(vec![Some(0.0), Some(3.0), Some(0.0), Some(0.0)]),
+                vec![Some(0.0), Some(3.0), Some(0.0), Some(0.0)],
             ),
-            (
-                "use_trend",
-                col(vec![Some(1.0), Some(1.0), Some(0.2), None]),
-            ),
-        ])
-        .unwrap();
+            ("use_trend", vec![Some(1.0), Some(1.0), Some(0.2), None]),
+        ]);
         let r = FootprintReader::new(&batch);
         let drivers: Vec<ChurnDriver> = (0..4).map(|i| r.footprint(i).driver()).collect();
+        let diagnoses: Vec<Diagnosis> = (0..4).map(|i| r.diagnose(i)).collect();
+        assert_eq!(
+            diagnoses.iter().map(|d| d.driver).collect::<Vec<_>>(),
+            drivers
+        );
+        // each driver with the footprint behind it, the last one only the prior
+        assert_eq!(
+            diagnoses
+                .iter()
+                .map(Diagnosis::evidence)
+                .collect::<Vec<_>>(),
+            [
+                "complaints_unresolved_90d = 2, complain_30d = 2 (typical 0)",
+                "shopping_30d = 3 (typical 0)",
+                "use_trend = 0.2 (typical 1)",
+                "none",
+            ]
+        );
+        assert!(!diagnoses[3].has_evidence() && diagnoses[3].driver == PRIOR);
         // No reason columns: no evidence from them, no panic.
         assert_eq!(
             drivers,
@@ -203,5 +380,57 @@ mod tests {
                 ChurnDriver::Service
             ]
         );
+    }
+
+    #[test]
+    fn evidence_is_the_chosen_drivers_footprint_or_none() {
+        let batch = table(vec![
+            (
+                "low_satisfaction_90d",
+                vec![Some(3.0), Some(0.0), Some(0.0), Some(0.0)],
+            ),
+            (
+                "reason_price_90d",
+                vec![Some(1.0), Some(1.0), Some(1.0), Some(0.0)],
+            ),
+            (
+                "shopping_30d",
+                vec![Some(0.0), Some(2.0), Some(0.0), Some(1.0)],
+            ),
+            (
+                "use_trend",
+                vec![Some(1.0), Some(1.0), Some(0.5), Some(1.0)],
+            ),
+            (
+                "reason_product_90d",
+                vec![Some(0.0), Some(0.0), Some(1.0), None],
+            ),
+        ]);
+        let r = FootprintReader::new(&batch);
+        let d: Vec<Diagnosis> = (0..4).map(|i| r.diagnose(i)).collect();
+        // service first, and only its own clues, although price shows too
+        assert_eq!(d[0].driver, ChurnDriver::Service);
+        assert_eq!(d[0].evidence(), "low_satisfaction_90d = 3");
+        // price: a cancellation and tariff contacts above typical (median 0.5)
+        assert_eq!(d[1].driver, ChurnDriver::Price);
+        assert_eq!(
+            d[1].evidence(),
+            "reason_price_90d = 1, shopping_30d = 2 (typical 0.5)"
+        );
+        // product: usage at half the typical trend (counted double) and a cancellation
+        assert_eq!(d[2].driver, ChurnDriver::Product);
+        assert_eq!(
+            d[2].evidence(),
+            "use_trend = 0.5 (typical 1), reason_product_90d = 1"
+        );
+        // a faint price signal (0.5 < 2) is no evidence: the prior, with `none`
+        assert_eq!(
+            (d[3].driver, d[3].evidence().as_str()),
+            (PRIOR, NO_EVIDENCE)
+        );
+        // the footprint sums the clues as the rule reads them
+        for (i, diagnosis) in d.iter().enumerate() {
+            assert_eq!(r.footprint(i).driver(), diagnosis.driver);
+        }
     }
 }

@@ -10,9 +10,12 @@
 //!
 //! No retention money goes to the unprofitable: `bottom30` never gets `retain`.
 //! Touchpoints for the action come from the history ([`super::touchpoints`]); a model
-//! without touchpoint history falls back to the fixed catalogue here, preferring the
-//! categories the subscriber used in the last 90 days, and never a promotion
-//! (`communication`) for someone whose driver is bad service.
+//! without touchpoint history (or a taxonomy with no touchpoint the company can start)
+//! falls back to the fixed catalogue here, preferring the categories the subscriber used
+//! in the last 90 days, and never a promotion (`communication`) for someone whose driver
+//! is bad service. Every catalogue entry is a step the company takes towards the
+//! subscriber (a call, an invitation, an offer, tips in the app), and the `reduce_cost`
+//! ones move them to self-service: none of them is staffed (`personnel`).
 
 use serde::{Deserialize, Serialize};
 
@@ -236,6 +239,18 @@ mod tests {
                 let e = CATALOGUE.iter().find(|e| e.name == p).unwrap();
                 assert_ne!(e.category, Category::Communication, "{p} for {action:?}");
             }
+        }
+    }
+
+    #[test]
+    fn cost_reduction_is_never_a_staffed_step() {
+        let steps: Vec<&CatalogueEntry> = CATALOGUE
+            .iter()
+            .filter(|e| e.action == ReduceCost)
+            .collect();
+        assert!(!steps.is_empty());
+        for e in steps {
+            assert_ne!(e.category, Category::Personnel, "{}", e.name);
         }
     }
 

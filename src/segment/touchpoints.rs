@@ -11,20 +11,31 @@
 //! what an offer through them will achieve.
 //!
 //! **Choosing** (at `score`), for a subscriber with action `a` and churn driver `d`:
-//! 1. never a complaint or unsubscribe touchpoint, never one the subscriber rated badly
+//! 1. only a way the company can reach the subscriber: a touchpoint with `reach` in the
+//!    taxonomy (one the company can start: an ad, a promotion, an outbound call, a club
+//!    invitation, a survey — never an act of the subscriber's own such as a login, a
+//!    purchase or a bill payment; see [`crate::taxonomy`] for the field and its default)
+//!    that occurs in the history (someone used it in training or in the scored table);
+//! 2. never a complaint or unsubscribe touchpoint, never one the subscriber rated badly
 //!    (more ratings of 2 or less than of 4 or more in 90 days), and never one tied to
 //!    the driver (see [`allowed`]: no promotions for someone angry about service, no
 //!    selling to someone who finds it too expensive, no ads to someone drifting away
 //!    from the product);
-//! 2. `reduce_cost`: touchpoints no dearer to serve than the median touchpoint (mean
-//!    cost per event), those the subscriber already uses first, each by cost;
-//! 3. every other action: touchpoints with a positive lift that the subscriber already
-//!    uses, then those with a positive lift that they do not use yet, then the rest,
-//!    each by lift;
-//! 4. up to `max` (at most 3) of them.
+//! 3. `reduce_cost` moves the unprofitable towards self-service: never a `staffed`
+//!    touchpoint (personnel, call centre, store; [`cuts_cost`]), and none dearer to
+//!    serve than the median touchpoint of the history (mean cost per event). A
+//!    touchpoint whose events carry no cost counts as free, not as unknown: self-service
+//!    channels (app, web, banners, messages) usually have no cost recorded, and
+//!    excluding them left only the staffed channels, the dearest there are. The
+//!    subscriber's own first (those reach them already), each by cost;
+//! 4. every other action: touchpoints with a positive lift that the subscriber already
+//!    has (the company reaches them through it), then those with a positive lift that
+//!    they do not have yet, then the rest, each by lift;
+//! 5. up to `max` (at most 3) of them.
 //!
-//! A model trained without interactions has no touchpoint history; its recommendations
-//! come from the action catalogue of [`super::loyalty`].
+//! A model trained without interactions has no touchpoint history, and a taxonomy may
+//! have no touchpoint with reach: recommendations then come from the action catalogue
+//! of [`super::loyalty`] (offers the company makes, none staffed for `reduce_cost`).
 
 use serde::{Deserialize, Serialize};
 
@@ -144,9 +155,11 @@ impl RetentionTable {
     }
 }
 
-/// Whether a touchpoint may carry an action for a subscriber with this churn driver.
+/// Whether a touchpoint may carry an action for a subscriber with this churn driver:
+/// one the company can reach them through, neither a complaint nor a cancellation, and
+/// not tied to the driver.
 pub fn allowed(class: TouchpointClass, driver: ChurnDriver) -> bool {
-    if matches!(class.kind, Some(Kind::Complain | Kind::Unsubscribe)) {
+    if !class.reach || matches!(class.kind, Some(Kind::Complain | Kind::Unsubscribe)) {
         return false;
     }
     match driver {
@@ -156,12 +169,21 @@ pub fn allowed(class: TouchpointClass, driver: ChurnDriver) -> bool {
     }
 }
 
+/// Whether a touchpoint can be a step towards a lower cost to serve: one that people do
+/// not serve (however cheap its recorded cost).
+pub fn cuts_cost(class: TouchpointClass) -> bool {
+    !class.staffed
+}
+
 /// A scoring-time touchpoint with what the history says about it.
 struct Choice {
     name: String,
     class: TouchpointClass,
     lift: f64,
-    mean_cost: Option<f64>,
+    /// Mean cost to serve per event; 0 when its events carry no cost.
+    cost: f64,
+    /// Someone used it in training or in the scored table.
+    seen: bool,
 }
 
 /// Chooses touchpoints for the rows of one scored table.
@@ -169,40 +191,53 @@ pub struct Recommender<'a> {
     usage: &'a TouchpointUsage,
     /// One per touchpoint of `usage`, in its order.
     options: Vec<Choice>,
-    /// Median of the touchpoints' mean costs: `reduce_cost` looks no higher.
+    /// Median mean cost of the touchpoints in the history: `reduce_cost` looks no higher.
     median_cost: f64,
     max: usize,
 }
 
 impl<'a> Recommender<'a> {
-    /// `None` when there is no history to recommend from (no interactions).
+    /// `None` when there is no history to recommend from (no interactions), or no
+    /// touchpoint in the taxonomy the company can reach a subscriber through.
     pub fn new(
         table: &RetentionTable,
         usage: Option<&'a TouchpointUsage>,
         max: usize,
     ) -> Option<Recommender<'a>> {
         let usage = usage?;
-        if table.is_empty() {
+        if table.is_empty() || usage.touchpoints.iter().all(|(_, c)| !c.reach) {
             return None;
+        }
+        let k = usage.touchpoints.len();
+        let mut used_now = vec![false; k];
+        for (i, u) in usage.uses.iter().enumerate() {
+            used_now[i % k] |= u.events > 0;
         }
         let options = usage
             .touchpoints
             .iter()
             .zip(&usage.mean_cost)
-            .map(|((name, class), cost)| {
+            .zip(used_now)
+            .map(|(((name, class), cost), used_now)| {
                 let learned = table.touchpoints.iter().find(|t| &t.touchpoint == name);
                 Choice {
                     name: name.clone(),
                     class: *class,
                     // a touchpoint unseen in training is neither good nor bad
                     lift: learned.map_or(0.0, |t| t.retention_lift),
-                    mean_cost: learned.and_then(|t| t.mean_cost).or(*cost),
+                    // no recorded cost: free to serve (self-service); a NaN mean: dear
+                    cost: match learned.and_then(|t| t.mean_cost).or(*cost) {
+                        None => 0.0,
+                        Some(c) if c.is_nan() => f64::INFINITY,
+                        Some(c) => c,
+                    },
+                    seen: used_now || learned.is_some_and(|t| t.users > 0),
                 }
             })
             .collect::<Vec<Choice>>();
-        let mut costs: Vec<f64> = options.iter().filter_map(|o| o.mean_cost).collect();
+        let mut costs: Vec<f64> = options.iter().filter(|o| o.seen).map(|o| o.cost).collect();
         costs.sort_by(f64::total_cmp);
-        let median_cost = costs.get(costs.len() / 2).copied().unwrap_or(f64::MAX);
+        let median_cost = costs.get(costs.len() / 2).copied().unwrap_or(0.0);
         Some(Recommender {
             usage,
             options,
@@ -220,15 +255,16 @@ impl<'a> Recommender<'a> {
             .options
             .iter()
             .enumerate()
-            .filter(|(k, o)| allowed(o.class, driver) && !rated_badly(used(*k)))
+            .filter(|(k, o)| o.seen && allowed(o.class, driver) && !rated_badly(used(*k)))
             .collect();
         let own = |k: usize| used(k).events > 0;
         if action == LoyaltyAction::ReduceCost {
-            picks.retain(|(_, o)| o.mean_cost.is_some_and(|c| c <= self.median_cost));
+            picks.retain(|(_, o)| cuts_cost(o.class) && o.cost <= self.median_cost);
             picks.sort_by(|(ka, a), (kb, b)| {
-                (!own(*ka), a.mean_cost.unwrap_or(f64::MAX), *ka)
-                    .partial_cmp(&(!own(*kb), b.mean_cost.unwrap_or(f64::MAX), *kb))
-                    .unwrap_or(std::cmp::Ordering::Equal)
+                own(*kb)
+                    .cmp(&own(*ka))
+                    .then_with(|| a.cost.total_cmp(&b.cost))
+                    .then_with(|| ka.cmp(kb))
             });
         } else {
             let rank = |k: usize, o: &Choice| (o.lift <= 0.0, !own(k));
@@ -342,41 +378,87 @@ mod tests {
     fn own_well_rated_touchpoints_with_a_lift_come_first() {
         let t = table(&[
             ("loyalty_club_event", 0.05),
-            ("app_login", 0.02),
-            ("store_visit", 0.03),
+            ("survey_response", 0.02),
+            ("call_centre_call", 0.03),
             ("promo_sms", 0.08),
             ("complaint_ticket", 0.09),
+            ("bill_payment", 0.2),
+            ("app_login", 0.1),
         ]);
         let u = usage(&[
             &[
-                ("app_login", uses(5, 2, 0)),
-                ("store_visit", uses(2, 0, 2)),
+                ("survey_response", uses(5, 2, 0)),
+                ("call_centre_call", uses(2, 0, 2)),
                 ("promo_sms", uses(3, 0, 0)),
                 ("complaint_ticket", uses(1, 0, 0)),
+                ("bill_payment", uses(3, 0, 0)),
+                ("app_login", uses(9, 0, 0)),
             ],
             &[],
         ]);
         let r = Recommender::new(&t, Some(&u), 2).unwrap();
-        // price driver: promo_sms is the own touchpoint with the best lift; store visits
-        // were rated badly; complaints are never recommended
+        // price driver: promo_sms is the own touchpoint with the best lift; calls were
+        // rated badly; complaints are never recommended, nor bill payments and logins
+        // (the subscriber's own acts), however well they go with staying
         assert_eq!(
             r.recommend(0, LoyaltyAction::Retain, ChurnDriver::Price),
-            vec!["promo_sms", "app_login"]
+            vec!["promo_sms", "survey_response"]
         );
         // service driver: no promotions
         assert_eq!(
             r.recommend(0, LoyaltyAction::Retain, ChurnDriver::Service),
-            vec!["app_login", "loyalty_club_event"]
+            vec!["survey_response", "loyalty_club_event"]
         );
         // no history of their own: the best-lift touchpoints allowed for the driver
         assert_eq!(
             r.recommend(1, LoyaltyAction::Reward, ChurnDriver::Service),
-            vec!["loyalty_club_event", "store_visit"]
+            vec!["loyalty_club_event", "call_centre_call"]
         );
-        // reduce_cost: the cheapest to serve first
-        let cheap = r.recommend(1, LoyaltyAction::ReduceCost, ChurnDriver::Service);
-        assert_eq!(cheap.len(), 2);
-        assert_eq!(cheap[0], "app_login");
+    }
+
+    #[test]
+    fn reduce_cost_moves_towards_self_service() {
+        let t = table(&[
+            ("call_centre_call", 0.04),
+            ("store_visit", 0.03),
+            ("tariff_enquiry", 0.03),
+            ("bill_payment", 0.05),
+            ("loyalty_club_event", 0.02),
+            ("promo_sms", 0.01),
+            ("promo_email", 0.01),
+            ("ad_impression", 0.0),
+            ("survey_response", 0.0),
+        ]);
+        let mut u = usage(&[&[("survey_response", uses(1, 1, 0))], &[]]);
+        // staffed touchpoints carry a cost; messages, banners and surveys none
+        let costs = [
+            ("call_centre_call", Some(0.2)),
+            ("store_visit", Some(5.0)),
+            ("tariff_enquiry", Some(2.0)),
+            ("bill_payment", Some(0.3)),
+            ("loyalty_club_event", Some(1.5)),
+        ];
+        for (k, (name, _)) in u.touchpoints.iter().enumerate() {
+            u.mean_cost[k] = costs.iter().find(|(n, _)| n == name).and_then(|c| c.1);
+        }
+        let r = Recommender::new(&t, Some(&u), 3).unwrap();
+        // the free touchpoints the company starts, the subscriber's own first; never a
+        // staffed one however cheap (the call), never a dearer one (the club event)
+        assert_eq!(
+            r.recommend(0, LoyaltyAction::ReduceCost, ChurnDriver::Price),
+            vec!["survey_response", "ad_impression", "promo_email"]
+        );
+        assert_eq!(
+            r.recommend(1, LoyaltyAction::ReduceCost, ChurnDriver::Price),
+            vec!["ad_impression", "promo_email", "promo_sms"]
+        );
+        let taxonomy = Taxonomy::shipped();
+        for driver in ChurnDriver::ALL {
+            for p in r.recommend(1, LoyaltyAction::ReduceCost, driver) {
+                let class = taxonomy.classify(p).unwrap();
+                assert!(cuts_cost(class) && class.reach, "{p} for {driver:?}");
+            }
+        }
     }
 
     #[test]
@@ -386,11 +468,13 @@ mod tests {
             ("promo_sms", 0.5),
             ("addon_purchase", 0.4),
             ("ad_click", 0.3),
+            ("survey_response", 0.1),
         ]);
         let u = usage(&[&[
             ("promo_sms", uses(3, 3, 0)),
             ("addon_purchase", uses(3, 3, 0)),
             ("ad_click", uses(3, 3, 0)),
+            ("survey_response", uses(1, 1, 0)),
         ]]);
         let r = Recommender::new(&t, Some(&u), 3).unwrap();
         for driver in ChurnDriver::ALL {
@@ -406,9 +490,35 @@ mod tests {
     }
 
     #[test]
+    fn unseen_touchpoints_are_not_recommended() {
+        // only the club has users in training; nobody in the scored table has any other
+        let t = table(&[("loyalty_club_event", 0.05)]);
+        let mut t = t;
+        t.touchpoints.push(TouchpointRetention {
+            touchpoint: "brand_event".into(),
+            users: 0,
+            churned: 0,
+            retention_lift: 0.0,
+            mean_cost: None,
+        });
+        let u = usage(&[&[], &[("promo_email", uses(1, 0, 0))]]);
+        let r = Recommender::new(&t, Some(&u), 3).unwrap();
+        assert_eq!(
+            r.recommend(0, LoyaltyAction::Reward, ChurnDriver::Price),
+            vec!["loyalty_club_event", "promo_email"]
+        );
+    }
+
+    #[test]
     fn no_history_no_recommender() {
         let u = usage(&[&[]]);
         assert!(Recommender::new(&RetentionTable::default(), Some(&u), 2).is_none());
         assert!(Recommender::new(&table(&[("app_login", 0.1)]), None, 2).is_none());
+        // a taxonomy with no touchpoint the company can start: the catalogue instead
+        let mut own_acts = usage(&[&[("app_login", uses(1, 0, 0))]]);
+        for (_, class) in &mut own_acts.touchpoints {
+            class.reach = false;
+        }
+        assert!(Recommender::new(&table(&[("app_login", 0.1)]), Some(&own_acts), 2).is_none());
     }
 }
