@@ -16,6 +16,7 @@ use crate::artifact::ModelArtifact;
 use crate::asof::AsOf;
 use crate::features::{FeatureTable, column_f64};
 use crate::model::ModelError;
+pub use crate::model::metrics::risk_deciles;
 use crate::segment::driver::{FootprintReader, PRIOR};
 use crate::segment::lifecycle::LifecycleFacts;
 use crate::segment::loyalty::recommend;
@@ -143,18 +144,6 @@ pub fn target(value_at_risk: &[f64], params: &ScoreParams) -> (Vec<Option<f64>>,
 pub struct Scored {
     pub batch: RecordBatch,
     pub summary: ScoreSummary,
-}
-
-/// Risk deciles: 1 for the riskiest 10%, ties in input order.
-pub fn risk_deciles(probs: &[f64]) -> Vec<i32> {
-    let mut order: Vec<usize> = (0..probs.len()).collect();
-    order.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]));
-    let n = probs.len().max(1);
-    let mut deciles = vec![10; probs.len()];
-    for (rank, &i) in order.iter().enumerate() {
-        deciles[i] = (rank * 10 / n) as i32 + 1;
-    }
-    deciles
 }
 
 /// Scores a feature table with a trained artifact.

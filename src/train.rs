@@ -634,7 +634,7 @@ fn judge(
     let baselines = tree
         .map(|p| vec![("tree".to_string(), ChurnMetrics::evaluate(&p, labels))])
         .unwrap_or_default();
-    let decile = crate::score::risk_deciles(probs);
+    let decile = crate::model::metrics::risk_deciles(probs);
     let deciles = curve(probs, labels, 10, |i| decile[i] as usize - 1);
     let calibration = curve(probs, labels, 10, |i| (probs[i] * 10.0) as usize);
     Ok(Validation {

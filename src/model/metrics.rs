@@ -225,6 +225,18 @@ pub fn log_loss(probs: &[f64], labels: &[bool]) -> Option<f64> {
     Some(sum / probs.len() as f64)
 }
 
+/// Risk deciles: 1 for the riskiest 10%, ties in input order.
+pub fn risk_deciles(probs: &[f64]) -> Vec<i32> {
+    let mut order: Vec<usize> = (0..probs.len()).collect();
+    order.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]));
+    let n = probs.len().max(1);
+    let mut deciles = vec![10; probs.len()];
+    for (rank, &i) in order.iter().enumerate() {
+        deciles[i] = (rank * 10 / n) as i32 + 1;
+    }
+    deciles
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
