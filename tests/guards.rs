@@ -633,7 +633,17 @@ fn validate_runs_the_same_guards() {
     assert!(err.contains("2027-06-01 (--as-of)"), "{err}");
 }
 
-/// Two subscribers active at 2026-01-01 and their events in December.
+/// The batch with column `index` once more at the end, under the same name.
+fn with_repeated_column(batch: &RecordBatch, index: usize) -> RecordBatch {
+    let schema = batch.schema();
+    let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+    fields.push(fields[index].clone());
+    let mut columns = batch.columns().to_vec();
+    columns.push(columns[index].clone());
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).unwrap()
+}
+
+/// Subscribers 1, 2, … with the given money and signup days (none churned).
 fn small_subscribers(revenue: Vec<f64>, cost: Vec<f64>, signup: Vec<i32>) -> RecordBatch {
     let n = revenue.len();
     RecordBatch::try_from_iter([
@@ -899,18 +909,17 @@ fn subscriber_columns_named_like_features_are_refused_or_excluded() {
 fn duplicate_column_names_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let base = small_subscribers(vec![20.0, 30.0], vec![1.0, 1.0], vec![20_000, 20_000]);
-    let mut fields: Vec<Field> = base
-        .schema()
-        .fields()
-        .iter()
-        .map(|f| f.as_ref().clone())
-        .collect();
-    fields.push(Field::new("plan", DataType::Utf8, true));
-    fields.push(Field::new("plan", DataType::Utf8, true));
-    let mut columns = base.columns().to_vec();
-    columns.push(Arc::new(StringArray::from(vec!["a", "b"])));
-    columns.push(Arc::new(StringArray::from(vec!["c", "d"])));
-    let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).unwrap();
+    let plan: ArrayRef = Arc::new(StringArray::from(vec!["a", "b"]));
+    let with_plan = RecordBatch::try_from_iter(
+        base.schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .zip(base.columns().iter().cloned())
+            .chain([("plan".to_string(), plan)]),
+    )
+    .unwrap();
+    let batch = with_repeated_column(&with_plan, 5);
     let subs = dir.path().join("subs.parquet");
     write(&subs, &batch);
     let out = dir.path().join("f.parquet");
@@ -926,6 +935,23 @@ fn duplicate_column_names_are_refused() {
     );
     assert!(err.contains("duplicate column name(s) `plan`"), "{err}");
     assert!(!out.exists());
+    // and in the interactions
+    let ev = with_repeated_column(&read(&good().events()).slice(0, 10), 1);
+    let events = dir.path().join("ev.parquet");
+    write(&events, &ev);
+    let subs = good().subscribers();
+    let err = fails(
+        2,
+        &[
+            "validate",
+            "--subscribers",
+            s(&subs),
+            "--interactions",
+            s(&events),
+        ],
+    );
+    assert!(err.contains("ev.parquet has 1 problem(s)"), "{err}");
+    assert!(err.contains("duplicate column name(s) `ts`"), "{err}");
 }
 
 #[test]
@@ -954,4 +980,23 @@ fn every_config_problem_is_reported_at_once() {
         assert!(err.contains(needle), "expected {needle:?} in: {err}");
     }
     assert!(!dir.path().join("o").exists());
+    // columns to exclude that the subscriber file lacks come with the type errors
+    let subs = good().subscribers();
+    std::fs::write(
+        &cfg,
+        format!(
+            "[inputs]\nsubscribers = \"{}\"\nexclude_columns = [\"plan\", \"colour\"]\n\
+             [train]\nas_of = \"2026-03-01\"\nmodel = \"m\"\nn_trees = \"many\"\n\
+             [score]\nas_of = \"2026-06-01\"\n[output]\ndir = \"o\"\n",
+            s(&subs)
+        ),
+    )
+    .unwrap();
+    let err = fails(2, &["run", s(&cfg)]);
+    assert!(err.contains("has 2 problem(s)"), "{err}");
+    assert!(err.contains("`train.n_trees`"), "{err}");
+    assert!(
+        err.contains("`inputs.exclude_columns` names column(s) `colour` that"),
+        "{err}"
+    );
 }

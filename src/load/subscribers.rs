@@ -347,23 +347,7 @@ impl Subscribers {
                 ));
             }
         }
-        let mut seen = std::collections::BTreeSet::new();
-        let duplicates: std::collections::BTreeSet<&str> = schema
-            .fields()
-            .iter()
-            .map(|f| f.name().as_str())
-            .filter(|n| !seen.insert(*n))
-            .collect();
-        if !duplicates.is_empty() {
-            problems.push(format!(
-                "duplicate column name(s) {} (every column needs its own name)",
-                duplicates
-                    .iter()
-                    .map(|n| format!("`{n}`"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ));
-        }
+        problems.extend(super::files::duplicate_columns(&schema));
         let unknown: Vec<String> = columns
             .exclude
             .iter()

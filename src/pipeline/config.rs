@@ -229,9 +229,22 @@ impl PipelineConfig {
                 };
                 // A syntax error has no fields to try one by one.
                 let table: toml::Table = toml::from_str(&text).map_err(|_| parse())?;
-                let problems = type_problems(&table);
+                let mut problems = type_problems(&table);
                 if problems.is_empty() {
                     return Err(parse());
+                }
+                let inputs = table.get("inputs");
+                let subscribers = inputs.and_then(|i| i.get("subscribers")?.as_str());
+                let exclude: Vec<String> = inputs
+                    .and_then(|i| i.get("exclude_columns")?.as_array())
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|v| Some(v.as_str()?.to_string()))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                if let Some(subscribers) = subscribers {
+                    problems.extend(missing_excluded(Path::new(subscribers), &exclude));
                 }
                 return Err(ConfigError::Invalid {
                     path: shown,
@@ -242,10 +255,17 @@ impl PipelineConfig {
         if config.name.is_none() {
             config.name = path.file_stem().map(|s| s.to_string_lossy().into_owned());
         }
-        config.check().map_err(|problems| ConfigError::Invalid {
-            path: shown,
-            problems,
-        })?;
+        let mut problems = config.check().err().unwrap_or_default();
+        problems.extend(missing_excluded(
+            &config.inputs.subscribers,
+            &config.inputs.exclude_columns,
+        ));
+        if !problems.is_empty() {
+            return Err(ConfigError::Invalid {
+                path: shown,
+                problems,
+            });
+        }
         Ok(config)
     }
 
@@ -325,6 +345,28 @@ impl PipelineConfig {
             Err(problems)
         }
     }
+}
+
+/// The columns of `exclude` that the subscriber file at `subscribers` lacks, as a problem;
+/// nothing when the file is not there yet (`[generate]` makes it; loading reports it).
+fn missing_excluded(subscribers: &Path, exclude: &[String]) -> Option<String> {
+    if exclude.is_empty() {
+        return None;
+    }
+    let source = crate::load::ParquetSource::resolve(subscribers).ok()?;
+    let schema = source.open(0).ok()?.schema().clone();
+    let missing: Vec<String> = exclude
+        .iter()
+        .filter(|c| schema.field_with_name(c).is_err())
+        .map(|c| format!("`{c}`"))
+        .collect();
+    (!missing.is_empty()).then(|| {
+        format!(
+            "`inputs.exclude_columns` names column(s) {} that {} does not have",
+            missing.join(", "),
+            subscribers.display()
+        )
+    })
 }
 
 /// The required fields of each section (and the sections themselves, under `""`): what

@@ -332,7 +332,7 @@ pub fn run_config(config_path: &Path, allow: &[String], console: &Console) -> an
             Ok(previous) => Some(previous),
             Err(e) => {
                 console.say(format!(
-                    "warning: the previous {} cannot be read, so no movement is shown: {e:#}",
+                    "warning: the previous {} cannot be read, so no movement is shown and the guards do not compare with it: {e:#}",
                     scored_path.display()
                 ));
                 None
