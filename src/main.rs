@@ -1,4 +1,5 @@
-//! The `churnseg` binary: parse the command line, run the command, print the error chain.
+//! The `churnseg` binary: parse the command line, run the command, print the error chain
+//! and exit 0, 2 (bad input or failure) or 3 (a health guard stopped the run).
 
 use std::process::ExitCode;
 
@@ -16,7 +17,7 @@ fn main() -> ExitCode {
             for cause in err.chain().skip(1) {
                 eprintln!("  caused by: {cause}");
             }
-            ExitCode::from(2)
+            ExitCode::from(churnseg::cli::exit_code(&err))
         }
     }
 }

@@ -53,6 +53,8 @@ pub struct TrainParams {
     pub candidate: Option<CandidateKind>,
     /// Days between stacked snapshots.
     pub snapshot_step_days: u32,
+    /// The health guards, judged on the `as_of` snapshot before anything is fit.
+    pub guards: crate::guard::GuardSettings,
 }
 
 /// Which churn model candidate `train` ships: the one validation prefers (`auto`), or
@@ -102,6 +104,8 @@ pub enum TrainError {
     Pipeline(#[from] PipelineError),
     #[error(transparent)]
     Model(#[from] ModelError),
+    #[error(transparent)]
+    Guard(#[from] crate::guard::GuardFailure),
     #[error(
         "no subscriber is active at {as_of} (signup_date < as_of and churn_date null or >= as_of): nothing to train on"
     )]
@@ -232,12 +236,13 @@ fn one() -> usize {
 /// Fewest churners (and non-churners) an earlier snapshot needs for an out-of-time fit.
 const MIN_CLASS_ROWS: usize = 10;
 
-/// Trains the churn and value-segment models.
+/// Trains the churn and value-segment models; returns them with the health guards'
+/// report on the `as_of` snapshot (a guard that fails and is not allowed stops training).
 pub fn train(
     inputs: &Inputs,
     params: &TrainParams,
     console: &Console,
-) -> Result<ModelArtifact, TrainError> {
+) -> Result<(ModelArtifact, crate::guard::GuardReport), TrainError> {
     if !inputs.subscribers.has_churn_column {
         return Err(TrainError::NoChurnColumn);
     }
@@ -250,6 +255,8 @@ pub fn train(
     let h = params.horizon_days as i32;
     let mut snapshots = Snapshots::new(inputs, params, console);
     let current = snapshots.get(params.as_of)?;
+    let guards = crate::guard::check(inputs, &current.table, &params.guards, None).enforce()?;
+    guards.warnings().iter().for_each(|w| console.say(w));
     snapshots.history_start = current
         .table
         .events
@@ -406,7 +413,7 @@ pub fn train(
         validation_as_of: earlier_as_of,
         label_end: params.as_of.plus_days(h),
     };
-    Ok(ModelArtifact::new(
+    let artifact = ModelArtifact::new(
         &params.name,
         window,
         params.extended,
@@ -414,7 +421,8 @@ pub fn train(
         value,
         touchpoints,
         metrics,
-    ))
+    );
+    Ok((artifact, guards))
 }
 
 /// A snapshot's feature table and its labels (churn within the horizon).

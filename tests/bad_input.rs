@@ -223,8 +223,9 @@ fn unknown_touchpoints_count_as_other_and_fail_only_under_strict() {
     write(
         &path,
         &events(
+            // 2025-12-01: recent, so that the health guards pass
             Arc::new(TimestampMicrosecondArray::from(vec![
-                1_700_000_000_000_000;
+                1_764_547_200_000_000;
                 3
             ])),
             "hologram_visit",

@@ -6,7 +6,7 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::Args;
 
-use super::InputArgs;
+use super::{GuardArgs, InputArgs};
 use crate::asof::AsOf;
 use crate::console::{Console, human_bytes};
 use crate::features::{FeatureParams, FeatureTable};
@@ -17,6 +17,8 @@ use crate::pipeline::{self, Stage};
 pub struct FeaturesArgs {
     #[command(flatten)]
     pub inputs: InputArgs,
+    #[command(flatten)]
+    pub guards: GuardArgs,
     /// Snapshot date: features use only events before the start of this day (UTC).
     #[arg(long, value_parser = super::parse_as_of)]
     pub as_of: AsOf,
@@ -44,6 +46,8 @@ pub fn run(args: FeaturesArgs, console: Console) -> anyhow::Result<()> {
     let table: FeatureTable = timings.time("features", || {
         pipeline::build_features(&inputs, params, &console)
     })?;
+    let guards = crate::guard::check(&inputs, &table, &args.guards.settings(), None).enforce()?;
+    guards.warnings().iter().for_each(|w| console.say(w));
     timings
         .time("write", || {
             crate::write::write_parquet(&args.out, &table.batch)
@@ -53,6 +57,7 @@ pub fn run(args: FeaturesArgs, console: Console) -> anyhow::Result<()> {
     manifest.set("inputs", inputs.describe());
     manifest.set("as_of", args.as_of);
     manifest.set("events", &table.events);
+    manifest.set("guards", &guards);
     manifest.set("outputs", [args.out.display().to_string()]);
     manifest.finish(&timings);
     let manifest_path = manifest_path_for(&args.out);
@@ -68,6 +73,7 @@ pub fn run(args: FeaturesArgs, console: Console) -> anyhow::Result<()> {
                 format!("{} active at {}", table.batch.num_rows(), args.as_of),
             ),
             ("skipped", pipeline::skipped_line(&table.events)),
+            ("guards", guards.summary_line()),
             ("timings", pipeline::timings_line(&timings)),
             (
                 "peak memory",

@@ -11,17 +11,19 @@ mod validate;
 
 use std::path::PathBuf;
 
+use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
 use crate::asof::AsOf;
 use crate::console::Console;
+use crate::guard::{GuardFailure, GuardSettings, defaults};
 
 /// Churn risk, 80/20/30 value segments and loyalty targets from subscriber records and
 /// touchpoint history.
 #[derive(Debug, Parser)]
 #[command(name = "churnseg", version, about, long_about = None)]
 pub struct Cli {
-    /// Worker threads (default: all cores).
+    /// Worker threads (default: all cores; at most 4 per core, or 16).
     #[arg(long, global = true)]
     pub threads: Option<usize>,
     /// Print nothing but errors.
@@ -83,6 +85,80 @@ pub struct InputArgs {
     /// Fail when interactions hold touchpoints missing from the taxonomy.
     #[arg(long)]
     pub strict: bool,
+    /// Subscriber columns not to use as features (comma-separated or repeated).
+    #[arg(long, value_delimiter = ',', value_name = "COLUMN")]
+    pub exclude_columns: Vec<String>,
+}
+
+/// The health guards of a data command (see the README, "Health guards"): which may fail
+/// without stopping the run, and their thresholds.
+#[derive(Debug, Clone, Args)]
+pub struct GuardArgs {
+    /// Report these guards but do not stop on them (comma-separated or repeated; `all`
+    /// for every guard).
+    #[arg(long, value_delimiter = ',', value_name = "GUARD", value_parser = crate::guard::parse_allow, help_heading = GUARDS)]
+    pub allow: Vec<String>,
+    /// Least share of events whose subscriber_id is in the subscriber file.
+    #[arg(long, default_value_t = defaults::MIN_MATCHED_EVENT_SHARE, value_parser = parse_share, help_heading = GUARDS)]
+    pub min_matched_event_share: f64,
+    /// Least share of active subscribers with an event in the 90 days before as_of.
+    #[arg(long, default_value_t = defaults::MIN_SUBSCRIBERS_WITH_EVENTS_SHARE, value_parser = parse_share, help_heading = GUARDS)]
+    pub min_subscribers_with_events_share: f64,
+    /// Largest share of dated events at or after as_of.
+    #[arg(long, default_value_t = defaults::MAX_FUTURE_EVENT_SHARE, value_parser = parse_share, help_heading = GUARDS)]
+    pub max_future_event_share: f64,
+    /// Largest share of dated events before as_of - 90 days.
+    #[arg(long, default_value_t = defaults::MAX_STALE_EVENT_SHARE, value_parser = parse_share, help_heading = GUARDS)]
+    pub max_stale_event_share: f64,
+    /// Most a share may fall below the previous run's (0.2 = twenty points).
+    #[arg(long, default_value_t = defaults::MAX_SHARE_DROP, value_parser = parse_share, help_heading = GUARDS)]
+    pub max_share_drop: f64,
+    /// Least ratio of active subscribers and events read to the previous run's.
+    #[arg(long, default_value_t = defaults::MIN_COUNT_RATIO, value_parser = parse_share, help_heading = GUARDS)]
+    pub min_count_ratio: f64,
+}
+
+impl GuardArgs {
+    pub fn settings(&self) -> GuardSettings {
+        GuardSettings {
+            allow: self.allow.clone(),
+            min_matched_event_share: self.min_matched_event_share,
+            min_subscribers_with_events_share: self.min_subscribers_with_events_share,
+            max_future_event_share: self.max_future_event_share,
+            max_stale_event_share: self.max_stale_event_share,
+            max_share_drop: self.max_share_drop,
+            min_count_ratio: self.min_count_ratio,
+        }
+    }
+}
+
+/// The help heading of the guard flags.
+const GUARDS: &str = "Health guards";
+
+/// Parses a share between 0 and 1.
+fn parse_share(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
+        _ => Err(format!("`{text}` is not a number between 0 and 1")),
+    }
+}
+
+/// The most worker threads `--threads` may ask for: 4 per core, and at least 16.
+pub fn thread_limit() -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    (4 * cores).max(16)
+}
+
+/// The exit status of a failed command: 3 when a health guard stopped it, else 2.
+pub fn exit_code(err: &anyhow::Error) -> u8 {
+    let stopped = err.chain().any(|cause| {
+        cause.is::<GuardFailure>()
+            || matches!(
+                cause.downcast_ref::<crate::train::TrainError>(),
+                Some(crate::train::TrainError::Guard(_))
+            )
+    });
+    if stopped { crate::guard::EXIT_CODE } else { 2 }
 }
 
 /// Parses an `--as-of` date.
@@ -92,13 +168,20 @@ pub fn parse_as_of(text: &str) -> Result<AsOf, String> {
 
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
-    if let Some(threads) = cli.threads {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(threads.max(1))
-            .build_global()
-            .ok();
-    }
     let console = Console::new(cli.quiet);
+    if let Some(threads) = cli.threads {
+        let limit = thread_limit();
+        if threads > limit {
+            console.say(format!(
+                "warning: --threads {threads} is more than this machine can use; using {limit} (4 per core, at least 16)"
+            ));
+        }
+        let threads = threads.clamp(1, limit);
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build_global()
+            .with_context(|| format!("failed to start {threads} worker threads"))?;
+    }
     match cli.command {
         Command::Generate(args) => generate::run(args, console),
         Command::Validate(args) => validate::run(args, console),

@@ -11,8 +11,12 @@ use crate::pipeline::job;
 pub struct RunArgs {
     /// The pipeline config, e.g. pipelines/demo.toml.
     pub config: PathBuf,
+    /// Report these health guards but do not stop on them, besides the config's
+    /// `guards.allow` (comma-separated or repeated; `all` for every guard).
+    #[arg(long, value_delimiter = ',', value_name = "GUARD", value_parser = crate::guard::parse_allow)]
+    pub allow: Vec<String>,
 }
 
 pub fn run(args: RunArgs, console: Console) -> anyhow::Result<()> {
-    job::run_config(&args.config, &console)
+    job::run_config(&args.config, &args.allow, &console)
 }

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use clap::Args;
 
-use super::InputArgs;
+use super::{GuardArgs, InputArgs};
 use crate::artifact::ModelArtifact;
 use crate::asof::AsOf;
 use crate::console::Console;
@@ -16,6 +16,8 @@ use crate::score::ScoreParams;
 pub struct ScoreArgs {
     #[command(flatten)]
     pub inputs: InputArgs,
+    #[command(flatten)]
+    pub guards: GuardArgs,
     /// Snapshot date to score.
     #[arg(long, value_parser = super::parse_as_of)]
     pub as_of: AsOf,
@@ -41,7 +43,8 @@ pub struct ScoreArgs {
     #[arg(long, default_value_t = 0.3)]
     pub save_rate: f64,
     /// A previous scored file (it may be --out itself): the summary, manifest and report
-    /// then show segment and risk movement since it.
+    /// then show segment and risk movement since it, and the health guards compare with
+    /// the figures its manifest recorded.
     #[arg(long)]
     pub previous: Option<PathBuf>,
 }
@@ -77,6 +80,7 @@ pub fn run(args: ScoreArgs, console: Console) -> anyhow::Result<()> {
         args.as_of,
         &params,
         args.previous.as_deref(),
+        &args.guards.settings(),
         &args.out,
         &console,
     )?;

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use clap::Args;
 
-use super::InputArgs;
+use super::{GuardArgs, InputArgs};
 use crate::asof::AsOf;
 use crate::console::{Console, human_bytes};
 use crate::manifest::{RunManifest, StageTimings, peak_memory_bytes};
@@ -18,6 +18,8 @@ use crate::train::{CandidateChoice, TrainParams, train};
 pub struct TrainArgs {
     #[command(flatten)]
     pub inputs: InputArgs,
+    #[command(flatten)]
+    pub guards: GuardArgs,
     /// Snapshot of the final model; labels are churn in [as_of, as_of + horizon).
     #[arg(long, value_parser = super::parse_as_of)]
     pub as_of: AsOf,
@@ -73,14 +75,16 @@ pub fn run(args: TrainArgs, console: Console) -> anyhow::Result<()> {
         snapshots: args.snapshots,
         candidate: args.candidate.forced(),
         snapshot_step_days: args.snapshot_step,
+        guards: args.guards.settings(),
     };
-    let artifact = timings.time("train", || train(&inputs, &params, &console))?;
+    let (artifact, guards) = timings.time("train", || train(&inputs, &params, &console))?;
     timings.time("write", || artifact.save(&args.out))?;
     let mut manifest = RunManifest::new("train");
     manifest.set("inputs", inputs.describe());
     manifest.set("model_version", &artifact.model_version);
     manifest.set("window", &artifact.window);
     manifest.set("metrics", &artifact.metrics);
+    manifest.set("guards", &guards);
     manifest.finish(&timings);
     manifest.write(&args.out.join("manifest.json"))?;
     let v = &artifact.metrics.validation;
@@ -141,6 +145,7 @@ pub fn run(args: TrainArgs, console: Console) -> anyhow::Result<()> {
                 ),
             ),
             ("segments", artifact.metrics.value_segments.summary()),
+            ("guards", guards.summary_line()),
             ("timings", pipeline::timings_line(&timings)),
             (
                 "peak memory",

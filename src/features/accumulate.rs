@@ -210,6 +210,77 @@ pub struct EventCounts {
     pub oldest_ts: Option<i64>,
     /// Touchpoints missing from the taxonomy (`other`), with their counts.
     pub unknown_touchpoints: BTreeMap<String, u64>,
+    /// Values outside their domain among the rows read (of the columns read), each
+    /// ignored where the features use it.
+    pub out_of_domain: EventDomain,
+}
+
+/// Event values outside their domain, counted over every row read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+pub struct EventDomain {
+    /// `ts` before 1900-01-01 or from 2100-01-01 on: events before 1900 are ignored
+    /// (as if `ts` were null); those after 2099 fall after any `as_of`.
+    pub ts_out_of_range: u64,
+    /// `satisfaction` outside 1–5 or NaN: ignored (no rating).
+    pub satisfaction_out_of_range: u64,
+    /// `revenue` ±inf or NaN: ignored (as if null).
+    pub revenue_non_finite: u64,
+    /// `cost` ±inf or NaN: ignored (as if null).
+    pub cost_non_finite: u64,
+    /// `duration_s` negative, ±inf or NaN: ignored (as if null).
+    pub duration_s_invalid: u64,
+}
+
+impl EventDomain {
+    fn merge(&mut self, o: &EventDomain) {
+        self.ts_out_of_range += o.ts_out_of_range;
+        self.satisfaction_out_of_range += o.satisfaction_out_of_range;
+        self.revenue_non_finite += o.revenue_non_finite;
+        self.cost_non_finite += o.cost_non_finite;
+        self.duration_s_invalid += o.duration_s_invalid;
+    }
+
+    /// The non-zero counts as `(what, count, handling)`.
+    pub fn lines(&self) -> Vec<(&'static str, u64, &'static str)> {
+        [
+            (
+                "ts before 1900 or after 2099",
+                self.ts_out_of_range,
+                "before 1900 ignored",
+            ),
+            (
+                "satisfaction outside 1-5 or NaN",
+                self.satisfaction_out_of_range,
+                "ignored as no rating",
+            ),
+            ("revenue ±inf or NaN", self.revenue_non_finite, "ignored"),
+            ("cost ±inf or NaN", self.cost_non_finite, "ignored"),
+            (
+                "duration_s negative or not finite",
+                self.duration_s_invalid,
+                "ignored",
+            ),
+        ]
+        .into_iter()
+        .filter(|(_, n, _)| *n > 0)
+        .collect()
+    }
+}
+
+/// The first instant of the plausible range of event times, 1900-01-01 (µs).
+pub const TS_PLAUSIBLE_START: i64 = -25_567 * MICROS_PER_DAY;
+/// The end of the plausible range of event times, 2100-01-01 (µs, exclusive).
+pub const TS_PLAUSIBLE_END: i64 = 47_482 * MICROS_PER_DAY;
+
+/// Non-null values of `a` for which `bad` holds. Null slots hold arbitrary values, so
+/// the fast count over all slots is redone over the valid ones only when it finds any.
+fn count_bad(a: &Option<arrow::array::Float64Array>, bad: impl Fn(f64) -> bool) -> u64 {
+    let Some(a) = a else { return 0 };
+    let fast = a.values().iter().filter(|&&v| bad(v)).count() as u64;
+    if fast == 0 || a.null_count() == 0 {
+        return fast;
+    }
+    a.iter().flatten().filter(|&v| bad(v)).count() as u64
 }
 
 impl EventCounts {
@@ -229,6 +300,7 @@ impl EventCounts {
         for (k, v) in o.unknown_touchpoints {
             *self.unknown_touchpoints.entry(k).or_default() += v;
         }
+        self.out_of_domain.merge(&o.out_of_domain);
     }
 }
 
@@ -322,6 +394,16 @@ impl<'a> Worker<'a> {
         let duration = f64s(&ev.duration_s);
         let resolved = ev.resolved.as_ref().map(|a| a.as_boolean().clone());
         let null_id = ev.subscriber_id.logical_nulls();
+        let domain = &mut self.counts.out_of_domain;
+        domain.ts_out_of_range += self
+            .ts
+            .iter()
+            .filter(|&&t| t != i64::MIN && !(TS_PLAUSIBLE_START..TS_PLAUSIBLE_END).contains(&t))
+            .count() as u64;
+        domain.satisfaction_out_of_range += count_bad(&satisfaction, |v| !(1.0..=5.0).contains(&v));
+        domain.revenue_non_finite += count_bad(&revenue, |v| !v.is_finite());
+        domain.cost_non_finite += count_bad(&cost, |v| !v.is_finite());
+        domain.duration_s_invalid += count_bad(&duration, |v| !(v >= 0.0 && v.is_finite()));
 
         let as_of = ctx.as_of.micros();
         let band_start = WINDOWS.map(|w| as_of - w * MICROS_PER_DAY);
@@ -357,6 +439,9 @@ impl<'a> Worker<'a> {
             if ts == i64::MIN {
                 self.counts.null_ts += 1;
                 continue;
+            }
+            if ts < TS_PLAUSIBLE_START {
+                continue; // counted in `out_of_domain`
             }
             if ts >= as_of {
                 self.counts.at_or_after_as_of += 1;
@@ -401,13 +486,13 @@ impl<'a> Worker<'a> {
                     }
                 }
                 if c.category == personnel
-                    && let Some(d) = value(&duration, i)
+                    && let Some(d) = value(&duration, i).filter(|d| *d >= 0.0 && d.is_finite())
                 {
                     acc.personnel_duration.add(d);
                     acc.personnel_duration_n += 1;
                 }
             }
-            let rating = value(&satisfaction, i);
+            let rating = value(&satisfaction, i).filter(|s| (1.0..=5.0).contains(s));
             if let Some(s) = rating {
                 acc.satisfaction.add(s);
                 acc.satisfaction_n += 1;
@@ -415,10 +500,10 @@ impl<'a> Worker<'a> {
                     acc.low_satisfaction += 1;
                 }
             }
-            if let Some(r) = value(&revenue, i) {
+            if let Some(r) = value(&revenue, i).filter(|r| r.is_finite()) {
                 acc.revenue.add(r);
             }
-            let cost_i = value(&cost, i);
+            let cost_i = value(&cost, i).filter(|c| c.is_finite());
             if let Some(c) = cost_i {
                 acc.cost.add(c);
             }
@@ -429,7 +514,7 @@ impl<'a> Worker<'a> {
                     t.good += rating.is_some_and(|s| s >= 4.0) as u32;
                     t.low += rating.is_some_and(|s| s <= 2.0) as u32;
                 }
-                if let Some(c) = cost_i.filter(|c| c.is_finite()) {
+                if let Some(c) = cost_i {
                     u.cost[k].add(c);
                     u.cost_n[k] += 1;
                 }
@@ -495,6 +580,27 @@ mod tests {
         values.iter().rev().for_each(|&v| b.add(v));
         assert_eq!(a.value().to_bits(), b.value().to_bits());
         assert!((a.value() - values.iter().sum::<f64>()).abs() < 1e-8);
+    }
+
+    #[test]
+    fn plausible_instants_match_the_plausible_days() {
+        use crate::asof::MICROS_PER_DAY;
+        let days = crate::load::subscribers::PLAUSIBLE_DAYS;
+        assert_eq!(
+            super::TS_PLAUSIBLE_START,
+            days.start as i64 * MICROS_PER_DAY
+        );
+        assert_eq!(super::TS_PLAUSIBLE_END, days.end as i64 * MICROS_PER_DAY);
+    }
+
+    #[test]
+    fn bad_values_are_counted_only_in_valid_slots() {
+        use arrow::array::Float64Array;
+        // a null slot holding NaN must not count
+        let nulls = arrow::buffer::NullBuffer::from(vec![true, false, true]);
+        let a = Float64Array::new(vec![1.0, f64::NAN, 9.0].into(), Some(nulls));
+        assert_eq!(super::count_bad(&Some(a), |v| !(1.0..=5.0).contains(&v)), 1);
+        assert_eq!(super::count_bad(&None, |_| true), 0);
     }
 
     #[test]

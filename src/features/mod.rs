@@ -93,6 +93,27 @@ pub enum FeatureError {
     Load(#[from] LoadError),
     #[error("failed to assemble the feature table: {0}")]
     Arrow(#[from] arrow::error::ArrowError),
+    #[error(
+        "{path}: column(s) {} have the name of a column churnseg computes, so the feature table would hold two columns of that name; rename them, or leave them out with `--exclude-columns` (`inputs.exclude_columns` in a pipeline config)",
+        names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+    )]
+    ReservedColumns { path: String, names: Vec<String> },
+}
+
+/// Subscriber columns whose names the feature table already uses: `subscriber_id` and
+/// every core and extended feature (whether or not this run builds the extended ones, so
+/// that `features` and `train` agree).
+fn reserved_columns(subscribers: &Subscribers) -> Vec<String> {
+    let mut computed = core_feature_names();
+    computed.extend(extended_feature_names());
+    computed.push("subscriber_id".into());
+    subscribers
+        .extra
+        .iter()
+        .map(|c| c.field.name())
+        .filter(|n| computed.contains(n))
+        .cloned()
+        .collect()
 }
 
 /// The names of the SPEC §4 core features, in output order (after `subscriber_id`).
@@ -139,6 +160,13 @@ pub fn build(
     params: FeatureParams,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<FeatureTable, FeatureError> {
+    let names = reserved_columns(subscribers);
+    if !names.is_empty() {
+        return Err(FeatureError::ReservedColumns {
+            path: subscribers.source.clone(),
+            names,
+        });
+    }
     let rows = subscribers.active_rows(params.as_of);
     let mut slots = vec![INACTIVE; subscribers.len()];
     for (slot, &row) in rows.iter().enumerate() {

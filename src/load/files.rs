@@ -203,6 +203,28 @@ impl ParquetSource {
     }
 }
 
+/// The problem of a schema that names two columns alike (Parquet allows it; a feature
+/// table or a lookup by name cannot tell them apart).
+pub(crate) fn duplicate_columns(schema: &Schema) -> Option<String> {
+    let mut seen = std::collections::BTreeSet::new();
+    let duplicates: std::collections::BTreeSet<&str> = schema
+        .fields()
+        .iter()
+        .map(|f| f.name().as_str())
+        .filter(|n| !seen.insert(*n))
+        .collect();
+    (!duplicates.is_empty()).then(|| {
+        format!(
+            "duplicate column name(s) {} (every column needs its own name)",
+            duplicates
+                .iter()
+                .map(|n| format!("`{n}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    })
+}
+
 fn projection(builder: &ParquetRecordBatchReaderBuilder<File>, columns: &[&str]) -> ProjectionMask {
     let fields = builder.schema().fields();
     let roots: Vec<usize> = (0..fields.len())

@@ -139,6 +139,7 @@ impl Interactions {
                 continue;
             }
             first_schema = Some(schema.clone());
+            problems.extend(super::files::duplicate_columns(&schema));
             let mut check = |name: &str,
                              required: bool,
                              ok: &dyn Fn(&DataType) -> bool,

@@ -125,6 +125,7 @@ impl Inputs {
                 "pass_through_columns": self.subscribers.extra.iter().map(|c| c.field.name().clone()).collect::<Vec<_>>(),
                 "skipped_columns": self.subscribers.skipped_columns,
                 "unknown_monthly_revenue": self.subscribers.unknown_revenue(),
+                "out_of_domain": self.subscribers.out_of_domain,
             },
             "taxonomy": { "path": self.taxonomy_source, "touchpoints": self.taxonomy.len() },
         });

@@ -203,6 +203,71 @@ pub struct Subscribers {
     pub extra: Vec<ExtraColumn>,
     /// Columns not used, with the reason (e.g. an unsupported type).
     pub skipped_columns: Vec<(String, String)>,
+    /// Values outside their domain, and what was done with them.
+    pub out_of_domain: SubscriberDomain,
+}
+
+/// Values of the subscriber table outside their domain (counted in the manifest,
+/// reported by `validate`).
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct SubscriberDomain {
+    /// `monthly_revenue` that is ±inf or NaN: treated as missing (null).
+    pub monthly_revenue_non_finite: usize,
+    /// `monthly_cost` that is ±inf or NaN: treated as missing (counts as 0).
+    pub monthly_cost_non_finite: usize,
+    /// `signup_date` before 1900-01-01 or from 2100-01-01 on: kept as given.
+    pub signup_date_out_of_range: usize,
+    /// `churn_date` before 1900-01-01 or from 2100-01-01 on: kept as given (a far-future
+    /// sentinel such as 9999-12-31 behaves as still active).
+    pub churn_date_out_of_range: usize,
+}
+
+impl SubscriberDomain {
+    /// The non-zero counts as `(what, count, handling)`.
+    pub fn lines(&self) -> Vec<(&'static str, usize, &'static str)> {
+        [
+            (
+                "monthly_revenue ±inf or NaN",
+                self.monthly_revenue_non_finite,
+                "treated as missing",
+            ),
+            (
+                "monthly_cost ±inf or NaN",
+                self.monthly_cost_non_finite,
+                "treated as missing (0)",
+            ),
+            (
+                "signup_date before 1900 or after 2099",
+                self.signup_date_out_of_range,
+                "kept",
+            ),
+            (
+                "churn_date before 1900 or after 2099",
+                self.churn_date_out_of_range,
+                "kept",
+            ),
+        ]
+        .into_iter()
+        .filter(|(_, n, _)| *n > 0)
+        .collect()
+    }
+}
+
+/// The plausible range of dates, as days since the epoch: from 1900-01-01 (inclusive)
+/// to 2100-01-01 (exclusive).
+pub const PLAUSIBLE_DAYS: std::ops::Range<i32> = -25_567..47_482;
+
+/// Replaces ±inf and NaN with null; returns the array and how many were replaced.
+fn finite_or_null(values: Float64Array) -> (Float64Array, usize) {
+    let bad = values.iter().flatten().filter(|v| !v.is_finite()).count();
+    if bad == 0 {
+        return (values, 0);
+    }
+    let cleaned = values
+        .iter()
+        .map(|v| v.filter(|v| v.is_finite()))
+        .collect::<Float64Array>();
+    (cleaned, bad)
 }
 
 /// Column names of the subscriber table (SPEC §2 defaults; a pipeline may rename them).
@@ -281,6 +346,19 @@ impl Subscribers {
                     source.file_name(0)
                 ));
             }
+        }
+        problems.extend(super::files::duplicate_columns(&schema));
+        let unknown: Vec<String> = columns
+            .exclude
+            .iter()
+            .filter(|name| schema.field_with_name(name).is_err())
+            .map(|name| format!("`{name}`"))
+            .collect();
+        if !unknown.is_empty() {
+            problems.push(format!(
+                "column(s) {} to exclude (`inputs.exclude_columns`, `--exclude-columns`) are not in the file",
+                unknown.join(", ")
+            ));
         }
         if !problems.is_empty() {
             return Err(LoadError::invalid(&shown, problems));
@@ -389,8 +467,25 @@ impl Subscribers {
                     }
                 }
             };
-        let monthly_revenue = numeric(&columns.monthly_revenue, true, &mut problems);
-        let monthly_cost = numeric(&columns.monthly_cost, false, &mut problems);
+        let mut out_of_domain = SubscriberDomain::default();
+        let monthly_revenue =
+            numeric(&columns.monthly_revenue, true, &mut problems).map(|values| {
+                let (values, bad) = finite_or_null(values);
+                out_of_domain.monthly_revenue_non_finite = bad;
+                values
+            });
+        let monthly_cost = numeric(&columns.monthly_cost, false, &mut problems).map(|values| {
+            let (values, bad) = finite_or_null(values);
+            out_of_domain.monthly_cost_non_finite = bad;
+            values
+        });
+        let implausible = |d: &i32| !PLAUSIBLE_DAYS.contains(d) && *d != i32::MAX;
+        out_of_domain.signup_date_out_of_range = signup
+            .as_ref()
+            .map_or(0, |days| days.iter().filter(|d| implausible(d)).count());
+        out_of_domain.churn_date_out_of_range = churn.as_ref().map_or(0, |days| {
+            days.iter().flatten().filter(|d| implausible(d)).count()
+        });
         if let (Some(signup), Some(churn)) = (&signup, &churn)
             && let Some(row) = (0..signup.len()).find(|&r| churn[r].is_some_and(|c| c < signup[r]))
         {
@@ -418,7 +513,7 @@ impl Subscribers {
                 continue;
             }
             if columns.exclude.contains(name) {
-                skipped_columns.push((name.clone(), "excluded by the config".into()));
+                skipped_columns.push((name.clone(), "excluded on request".into()));
                 continue;
             }
             let dt = field.data_type();
@@ -463,6 +558,7 @@ impl Subscribers {
                     monthly_cost,
                     extra,
                     skipped_columns,
+                    out_of_domain,
                 })
             }
             _ => Err(LoadError::invalid(&shown, problems)),
@@ -503,7 +599,8 @@ impl Subscribers {
         signups.chain(churns).filter(|&d| d != i32::MAX).max()
     }
 
-    /// Subscribers whose `monthly_revenue` is null or NaN (their revenue-based features are null/NaN).
+    /// Subscribers whose `monthly_revenue` is null, or was ±inf or NaN (their revenue-based
+    /// features are null).
     pub fn unknown_revenue(&self) -> usize {
         self.monthly_revenue
             .iter()
@@ -563,4 +660,26 @@ fn check_ids(array: &ArrayRef, name: &str, problems: &mut Vec<String>) -> Option
 fn first_duplicate<T: std::hash::Hash + Eq + Copy>(values: impl Iterator<Item = T>) -> Option<T> {
     let mut seen = std::collections::HashSet::with_hasher(RandomState::with_seeds(1, 2, 3, 4));
     values.into_iter().find(|v| !seen.insert(*v))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_plausible_range_is_1900_to_2099() {
+        let day = |s: &str| s.parse::<AsOf>().unwrap().days();
+        assert_eq!(PLAUSIBLE_DAYS, day("1900-01-01")..day("2100-01-01"));
+    }
+
+    #[test]
+    fn non_finite_money_becomes_null() {
+        let values = Float64Array::from(vec![Some(1.0), Some(f64::NAN), None, Some(f64::INFINITY)]);
+        let (clean, bad) = finite_or_null(values);
+        assert_eq!(bad, 2);
+        assert_eq!(
+            clean.iter().collect::<Vec<_>>(),
+            vec![Some(1.0), None, None, None]
+        );
+    }
 }

@@ -4,13 +4,17 @@
 //! the command runs in.
 //!
 //! Read into this raw form (unknown fields are errors), then [`PipelineConfig::check`]
-//! reports every problem at once.
+//! reports every problem at once. When the file does not deserialise, every field is
+//! tried on its own ([`type_problems`]), so that all wrong types, unknown fields and
+//! missing fields are reported together, with the value problems of the fields that did
+//! read.
 
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use crate::asof::AsOf;
+use crate::guard::GuardSettings;
 
 /// A nightly job.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -29,6 +33,10 @@ pub struct PipelineConfig {
     pub train: TrainConfig,
     pub score: ScoreConfig,
     pub output: OutputConfig,
+    /// Health guards: thresholds and the checks allowed to fail (see [`GuardSettings`]).
+    /// Default: every guard on, at its default threshold.
+    #[serde(default)]
+    pub guards: GuardSettings,
 }
 
 /// Where the inputs are.
@@ -216,17 +224,52 @@ impl PipelineConfig {
             path: shown.clone(),
             source,
         })?;
-        let mut config: PipelineConfig = toml::from_str(&text).map_err(|e| ConfigError::Parse {
-            path: shown.clone(),
-            message: e.to_string().trim_end().to_string(),
-        })?;
+        let mut config: PipelineConfig = match toml::from_str(&text) {
+            Ok(config) => config,
+            Err(e) => {
+                let parse = || ConfigError::Parse {
+                    path: shown.clone(),
+                    message: e.to_string().trim_end().to_string(),
+                };
+                // A syntax error has no fields to try one by one.
+                let table: toml::Table = toml::from_str(&text).map_err(|_| parse())?;
+                let mut problems = type_problems(&table);
+                if problems.is_empty() {
+                    return Err(parse());
+                }
+                let inputs = table.get("inputs");
+                let subscribers = inputs.and_then(|i| i.get("subscribers")?.as_str());
+                let exclude: Vec<String> = inputs
+                    .and_then(|i| i.get("exclude_columns")?.as_array())
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|v| Some(v.as_str()?.to_string()))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                if let Some(subscribers) = subscribers {
+                    problems.extend(missing_excluded(Path::new(subscribers), &exclude));
+                }
+                return Err(ConfigError::Invalid {
+                    path: shown,
+                    problems,
+                });
+            }
+        };
         if config.name.is_none() {
             config.name = path.file_stem().map(|s| s.to_string_lossy().into_owned());
         }
-        config.check().map_err(|problems| ConfigError::Invalid {
-            path: shown,
-            problems,
-        })?;
+        let mut problems = config.check().err().unwrap_or_default();
+        problems.extend(missing_excluded(
+            &config.inputs.subscribers,
+            &config.inputs.exclude_columns,
+        ));
+        if !problems.is_empty() {
+            return Err(ConfigError::Invalid {
+                path: shown,
+                problems,
+            });
+        }
         Ok(config)
     }
 
@@ -293,10 +336,192 @@ impl PipelineConfig {
             problems
                 .push("`generate.subscribers` and `generate.days` must be at least 1".to_string());
         }
+        problems.extend(self.guards.problems("guards."));
+        let mut seen = std::collections::BTreeSet::new();
+        for c in &self.inputs.exclude_columns {
+            if !seen.insert(c) {
+                problems.push(format!("`inputs.exclude_columns` names `{c}` twice"));
+            }
+        }
         if problems.is_empty() {
             Ok(())
         } else {
             Err(problems)
+        }
+    }
+}
+
+/// The columns of `exclude` that the subscriber file at `subscribers` lacks, as a problem;
+/// nothing when the file is not there yet (`[generate]` makes it; loading reports it).
+fn missing_excluded(subscribers: &Path, exclude: &[String]) -> Option<String> {
+    if exclude.is_empty() {
+        return None;
+    }
+    let source = crate::load::ParquetSource::resolve(subscribers).ok()?;
+    let schema = source.open(0).ok()?.schema().clone();
+    let missing: Vec<String> = exclude
+        .iter()
+        .filter(|c| schema.field_with_name(c).is_err())
+        .map(|c| format!("`{c}`"))
+        .collect();
+    (!missing.is_empty()).then(|| {
+        format!(
+            "`inputs.exclude_columns` names column(s) {} that {} does not have",
+            missing.join(", "),
+            subscribers.display()
+        )
+    })
+}
+
+/// The required fields of each section (and the sections themselves, under `""`): what
+/// serde would report one at a time as `missing field`.
+const REQUIRED: [(&str, &[&str]); 6] = [
+    ("", &["inputs", "train", "score", "output"]),
+    ("inputs", &["subscribers"]),
+    ("generate", &["out"]),
+    ("train", &["as_of", "model"]),
+    ("score", &["as_of"]),
+    ("output", &["dir"]),
+];
+
+/// Whether a deserialisation error is only serde's `missing field` (so the fields that
+/// were present read well).
+fn only_missing(e: &toml::de::Error) -> bool {
+    e.message().starts_with("missing field")
+}
+
+/// Tries `key = value` alone as a `T`: its problem, unless the value reads well.
+fn field_problem<T: serde::de::DeserializeOwned>(
+    section: &str,
+    key: &str,
+    value: &toml::Value,
+) -> Option<String> {
+    let mut one = toml::Table::new();
+    one.insert(key.to_string(), value.clone());
+    let e = T::deserialize(toml::Value::Table(one)).err()?;
+    (!only_missing(&e)).then(|| {
+        let path = if section.is_empty() {
+            key.to_string()
+        } else {
+            format!("{section}.{key}")
+        };
+        format!("`{path}`: {}", e.message().trim_end())
+    })
+}
+
+/// The problems of one section's table, every field tried on its own; `table` keeps
+/// only the fields that read well.
+fn section_problems<T: serde::de::DeserializeOwned>(
+    section: &str,
+    table: &mut toml::Table,
+    problems: &mut Vec<String>,
+) {
+    let bad: Vec<String> = table
+        .iter()
+        .filter_map(|(k, v)| {
+            let p = field_problem::<T>(section, k, v)?;
+            problems.push(p);
+            Some(k.clone())
+        })
+        .collect();
+    for k in bad {
+        table.remove(&k);
+    }
+    let required = REQUIRED
+        .iter()
+        .find(|(s, _)| *s == section)
+        .map_or(&[][..], |(_, r)| *r);
+    for r in required {
+        if !table.contains_key(*r) {
+            problems.push(if section.is_empty() {
+                format!("missing section `[{r}]`")
+            } else {
+                format!("missing field `{section}.{r}`")
+            });
+        }
+    }
+}
+
+/// Every problem of a config that does not deserialise: wrong types, unknown fields and
+/// missing fields, each named by its path; then, when what is left reads (every required
+/// field present and well typed), the value problems of [`PipelineConfig::check`].
+pub fn type_problems(table: &toml::Table) -> Vec<String> {
+    let mut problems = Vec::new();
+    let mut kept = toml::Table::new();
+    for (key, value) in table {
+        let mut value = value.clone();
+        let section = |value: &mut toml::Value, problems: &mut Vec<String>| {
+            let Some(t) = value.as_table_mut() else {
+                problems.push(format!(
+                    "`{key}` must be a table (`[{key}]`), found a {}",
+                    value.type_str()
+                ));
+                return false;
+            };
+            match key.as_str() {
+                "inputs" => section_problems::<InputsConfig>(key, t, problems),
+                "generate" => section_problems::<GenerateConfig>(key, t, problems),
+                "train" => section_problems::<TrainConfig>(key, t, problems),
+                "score" => section_problems::<ScoreConfig>(key, t, problems),
+                "output" => section_problems::<OutputConfig>(key, t, problems),
+                _ => section_problems::<GuardSettings>(key, t, problems),
+            }
+            true
+        };
+        let keep = match key.as_str() {
+            "inputs" | "generate" | "train" | "score" | "output" | "guards" => {
+                section(&mut value, &mut problems)
+            }
+            _ => match field_problem::<PipelineConfig>("", key, &value) {
+                Some(p) => {
+                    problems.push(p);
+                    false
+                }
+                None => true,
+            },
+        };
+        if keep {
+            kept.insert(key.clone(), value);
+        }
+    }
+    section_problems::<PipelineConfig>("", &mut kept.clone(), &mut problems);
+    fill_required(&mut kept);
+    if let Ok(config) = PipelineConfig::deserialize(toml::Value::Table(kept))
+        && let Err(more) = config.check()
+    {
+        problems.extend(more);
+    }
+    problems
+}
+
+/// Puts a placeholder where a required field is missing or was removed for its type, so
+/// that the value checks can judge the rest: an empty path, or for a missing `as_of` the
+/// other section's (so that their order raises no problem of its own).
+fn fill_required(table: &mut toml::Table) {
+    let date = |t: &toml::Table, section: &str| {
+        t.get(section)
+            .and_then(|s| s.get("as_of"))
+            .cloned()
+            .unwrap_or_else(|| toml::Value::String("1970-01-01".into()))
+    };
+    let (for_train, for_score) = (date(table, "score"), date(table, "train"));
+    for (section, fields) in REQUIRED.iter().skip(1) {
+        if *section == "generate" && !table.contains_key("generate") {
+            continue;
+        }
+        let entry = table
+            .entry(section.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        let Some(t) = entry.as_table_mut() else {
+            continue;
+        };
+        for field in *fields {
+            let placeholder = match (*section, *field) {
+                ("train", "as_of") => for_train.clone(),
+                ("score", "as_of") => for_score.clone(),
+                _ => toml::Value::String(String::new()),
+            };
+            t.entry(field.to_string()).or_insert(placeholder);
         }
     }
 }
@@ -333,6 +558,111 @@ mod tests {
         let config: PipelineConfig = toml::from_str(text).unwrap();
         let problems = config.check().unwrap_err();
         assert_eq!(problems.len(), 3, "{problems:?}");
+    }
+
+    /// Regression (issue 14): a type error used to hide every other problem.
+    #[test]
+    fn every_type_error_and_missing_field_is_reported_with_the_value_problems() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("broken.toml");
+        std::fs::write(
+            &path,
+            r#"
+            seed = "forty-two"
+            colour = "blue"
+            [inputs]
+            subscribers = "s.parquet"
+            exclude_columns = "plan"
+            [train]
+            as_of = "2026-07-01"
+            horizon_days = "ninety"
+            n_trees = 0
+            [score]
+            as_of = "2026-13-01"
+            max_touchpoints = 9
+            [guards]
+            allow = ["everything"]
+            min_count_ratio = "half"
+        "#,
+        )
+        .unwrap();
+        let err = PipelineConfig::load(&path).unwrap_err().to_string();
+        for needle in [
+            "`seed`",
+            "`colour`",
+            "`inputs.exclude_columns`",
+            "`train.horizon_days`",
+            "missing field `train.model`",
+            "`score.as_of`",
+            "2026-13-01",
+            "missing section `[output]`",
+            "`guards.min_count_ratio`",
+        ] {
+            assert!(err.contains(needle), "expected {needle:?} in: {err}");
+        }
+        // and the value problems of the fields that read
+        assert!(err.contains("`train.n_trees` must be at least 1"), "{err}");
+        assert!(
+            err.contains("`score.max_touchpoints` must be 1 to 3"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn value_problems_come_with_type_errors_when_the_rest_reads() {
+        let text = r#"
+            [inputs]
+            subscribers = "s.parquet"
+            [train]
+            as_of = "2026-07-01"
+            model = "m"
+            n_trees = 0
+            snapshots = "three"
+            [score]
+            as_of = "2026-08-01"
+            [output]
+            dir = "out"
+            [guards]
+            allow = ["everything"]
+        "#;
+        let problems = type_problems(&toml::from_str(text).unwrap());
+        assert_eq!(problems.len(), 3, "{problems:?}");
+        assert!(problems[0].contains("`train.snapshots`"), "{problems:?}");
+        assert!(problems[1].contains("`train.n_trees`"), "{problems:?}");
+        assert!(problems[2].contains("`everything`"), "{problems:?}");
+    }
+
+    #[test]
+    fn the_required_fields_are_those_serde_requires() {
+        let full: toml::Table = toml::from_str(
+            r#"
+            [inputs]
+            subscribers = "s.parquet"
+            [generate]
+            out = "d"
+            [train]
+            as_of = "2026-07-01"
+            model = "m"
+            [score]
+            as_of = "2026-08-01"
+            [output]
+            dir = "out"
+        "#,
+        )
+        .unwrap();
+        assert!(PipelineConfig::deserialize(toml::Value::Table(full.clone())).is_ok());
+        for (section, fields) in REQUIRED {
+            for field in fields {
+                let mut t = full.clone();
+                if section.is_empty() {
+                    t.remove(*field);
+                } else {
+                    t[section].as_table_mut().unwrap().remove(*field);
+                }
+                let e = PipelineConfig::deserialize(toml::Value::Table(t)).unwrap_err();
+                assert!(only_missing(&e), "{section}.{field}: {e}");
+            }
+        }
     }
 
     #[test]

@@ -16,6 +16,7 @@ use crate::asof::AsOf;
 use crate::console::{Console, human_bytes};
 use crate::features::FeatureParams;
 use crate::features::accumulate::EventCounts;
+use crate::guard::{GuardReport, GuardSettings, PreviousRun};
 use crate::load::{InputSpec, Inputs};
 use crate::manifest::{RunManifest, StageTimings, manifest_path_for, peak_memory_bytes};
 use crate::model::ChurnParams;
@@ -35,6 +36,8 @@ pub struct ScoreOutcome {
     pub movement: Option<Movement>,
     /// The scored table as written.
     pub scored: RecordBatch,
+    /// The health guards on the scored snapshot.
+    pub guards: GuardReport,
 }
 
 impl ScoreOutcome {
@@ -54,6 +57,7 @@ impl ScoreOutcome {
                 format!("{} scored (model {})", s.rows, self.model_version),
             ),
             ("skipped", super::skipped_line(&self.events)),
+            ("guards", self.guards.summary_line()),
             (
                 "segments",
                 format!(
@@ -119,14 +123,16 @@ fn targeting_line(t: &crate::score::Targeting) -> String {
 }
 
 /// Scores already-loaded inputs and writes the scored Parquet to `out`; compares with
-/// `previous` (an earlier scored table) when given.
+/// `previous` (an earlier scored table, and what is known of its run) when given. The
+/// health guards are judged before anything is scored or written.
 #[allow(clippy::too_many_arguments)]
 pub fn score_inputs(
     inputs: &Inputs,
     artifact: &ModelArtifact,
     as_of: AsOf,
     params: &ScoreParams,
-    previous: Option<&RecordBatch>,
+    previous: Option<(&RecordBatch, &PreviousRun)>,
+    guards: &GuardSettings,
     out: &Path,
     timings: &mut StageTimings,
     console: &Console,
@@ -139,6 +145,9 @@ pub fn score_inputs(
     let table = timings.time("features", || {
         super::build_features(inputs, features, console)
     })?;
+    let guards = crate::guard::check(inputs, &table, guards, previous.map(|p| p.1)).enforce()?;
+    guards.warnings().iter().for_each(|w| console.say(w));
+    let previous = previous.map(|p| p.0);
     let step = console.progress(0, "score", "");
     let scored = timings
         .time("score", || score(&table, artifact, params))
@@ -155,6 +164,7 @@ pub fn score_inputs(
         outputs: vec![out.to_path_buf()],
         movement,
         scored: scored.batch,
+        guards,
     })
 }
 
@@ -168,6 +178,7 @@ pub fn score_to_file(
     as_of: AsOf,
     params: &ScoreParams,
     previous: Option<&Path>,
+    guards: &GuardSettings,
     out: &Path,
     console: &Console,
 ) -> anyhow::Result<ScoreOutcome> {
@@ -175,8 +186,10 @@ pub fn score_to_file(
     let inputs = timings.time("load", || super::load_inputs(spec, strict, console))?;
     let previous = previous
         .map(|p| {
-            crate::report::read_scored(p)
-                .with_context(|| format!("reading the previous scored file {}", p.display()))
+            let batch = crate::report::read_scored(p)
+                .with_context(|| format!("reading the previous scored file {}", p.display()))?;
+            let run = PreviousRun::from_scored(p, &batch, None)?;
+            anyhow::Ok((batch, run))
         })
         .transpose()?;
     let mut outcome = score_inputs(
@@ -184,7 +197,8 @@ pub fn score_to_file(
         artifact,
         as_of,
         params,
-        previous.as_ref(),
+        previous.as_ref().map(|(b, r)| (b, r)),
+        guards,
         out,
         &mut timings,
         console,
@@ -198,6 +212,7 @@ pub fn score_to_file(
     manifest.set("score_params", params);
     manifest.set("scored", &outcome.summary);
     manifest.set("movement", &outcome.movement);
+    manifest.set("guards", &outcome.guards);
     manifest.finish(&outcome.timings);
     let manifest_path = manifest_path_for(out);
     manifest.set(
@@ -212,10 +227,13 @@ pub fn score_to_file(
     Ok(outcome)
 }
 
-/// `churnseg run`: the whole nightly job from a config file.
-pub fn run_config(config_path: &Path, console: &Console) -> anyhow::Result<()> {
+/// `churnseg run`: the whole nightly job from a config file; `allow` adds to the
+/// config's `guards.allow`.
+pub fn run_config(config_path: &Path, allow: &[String], console: &Console) -> anyhow::Result<()> {
     let start = Instant::now();
     let config = PipelineConfig::load(config_path)?;
+    let mut guards = config.guards.clone();
+    guards.allow.extend_from_slice(allow);
     let name = config.name.clone().unwrap_or_else(|| "pipeline".into());
     let mut timings = StageTimings::default();
     if let Some(g) = &config.generate
@@ -255,6 +273,7 @@ pub fn run_config(config_path: &Path, console: &Console) -> anyhow::Result<()> {
         Retrain::IfMissing => !has_model,
         Retrain::Never => false,
     };
+    let mut trained_guards = None;
     if must_train {
         let params = TrainParams {
             as_of: config.train.as_of,
@@ -272,8 +291,11 @@ pub fn run_config(config_path: &Path, console: &Console) -> anyhow::Result<()> {
             snapshots: config.train.snapshots,
             snapshot_step_days: config.train.snapshot_step_days,
             candidate: config.train.candidate.forced(),
+            guards: guards.clone(),
         };
-        let artifact = timings.time("train", || train(&inputs, &params, console))?;
+        let (artifact, train_guards) =
+            timings.time("train", || train(&inputs, &params, console))?;
+        trained_guards = Some(train_guards);
         timings.time("save model", || artifact.save(model_dir))?;
         console.say(format!(
             "{:>12}  model {} ({} shipped, {}: ROC AUC {:.3})",
@@ -294,13 +316,18 @@ pub fn run_config(config_path: &Path, console: &Console) -> anyhow::Result<()> {
         ..ScoreParams::default()
     };
     let scored_path = config.output.dir.join("scored.parquet");
-    // Last night's scores, if this job ran before: the baseline for drift.
+    // Last night's scores, if this job ran before: the baseline for drift and guards.
+    let previous_manifest = config.output.dir.join("manifest.json");
     let previous = if scored_path.exists() {
-        match crate::report::read_scored(&scored_path) {
-            Ok(batch) => Some(batch),
+        let read = crate::report::read_scored(&scored_path).and_then(|batch| {
+            let run = PreviousRun::from_scored(&scored_path, &batch, Some(&previous_manifest))?;
+            Ok((batch, run))
+        });
+        match read {
+            Ok(previous) => Some(previous),
             Err(e) => {
                 console.say(format!(
-                    "warning: the previous {} cannot be read, so no movement is shown: {e:#}",
+                    "warning: the previous {} cannot be read, so no movement is shown and the guards do not compare with it: {e:#}",
                     scored_path.display()
                 ));
                 None
@@ -314,14 +341,20 @@ pub fn run_config(config_path: &Path, console: &Console) -> anyhow::Result<()> {
         &artifact,
         config.score.as_of,
         &params,
-        previous.as_ref(),
+        previous.as_ref().map(|(b, r)| (b, r)),
+        &guards,
         &scored_path,
         &mut timings,
         console,
     )?;
     let report_path = config.output.dir.join("report.html");
     outcome.timings.time("report", || {
-        crate::report::write_report(&report_path, &outcome.scored, &artifact, previous.as_ref())
+        crate::report::write_report(
+            &report_path,
+            &outcome.scored,
+            &artifact,
+            previous.as_ref().map(|p| &p.0),
+        )
     })?;
     outcome.outputs.push(report_path);
     let manifest_path = config.output.dir.join("manifest.json");
@@ -336,6 +369,10 @@ pub fn run_config(config_path: &Path, console: &Console) -> anyhow::Result<()> {
     manifest.set("events", &outcome.events);
     manifest.set("scored", &outcome.summary);
     manifest.set("movement", &outcome.movement);
+    manifest.set("guards", &outcome.guards);
+    if let Some(g) = &trained_guards {
+        manifest.set("train_guards", g);
+    }
     manifest.set(
         "outputs",
         outcome

@@ -60,6 +60,10 @@ pub fn input_spec(args: &InputArgs) -> InputSpec {
         subscribers: args.subscribers.clone(),
         interactions: args.interactions.clone(),
         taxonomy: args.taxonomy.clone(),
+        subscriber_columns: crate::load::SubscriberColumns {
+            exclude: args.exclude_columns.clone(),
+            ..Default::default()
+        },
         ..InputSpec::default()
     }
 }
@@ -137,6 +141,13 @@ pub fn skipped_line(events: &EventCounts) -> String {
         .iter()
         .filter(|(n, _)| *n > 0)
         .map(|(n, what)| format!("{n} {what}"))
+        .chain(
+            events
+                .out_of_domain
+                .lines()
+                .into_iter()
+                .map(|(what, n, how)| format!("{n} events with {what} ({how})")),
+        )
         .collect();
     if text.is_empty() {
         "nothing".into()
