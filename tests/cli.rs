@@ -116,6 +116,25 @@ fn features_one_row_per_active_subscriber_and_identical_across_threads() {
     let ids = batch.column_by_name("subscriber_id").unwrap();
     assert_eq!(ids.null_count(), 0);
     assert!(batch.num_rows() > 1000);
+    // the extended features (per-touchpoint counts merged across workers) too
+    let (one_x, many_x) = (dir.path().join("x1.parquet"), dir.path().join("x4.parquet"));
+    for (threads, out) in [("1", &one_x), ("4", &many_x)] {
+        ok(&[
+            &["--threads", threads, "features"][..],
+            &common,
+            &["--extended", "--out", s(out)],
+        ]
+        .concat());
+    }
+    assert_eq!(
+        std::fs::read(&one_x).unwrap(),
+        std::fs::read(&many_x).unwrap()
+    );
+    assert!(
+        read(&one_x)
+            .column_by_name("tp_complaint_ticket_30d")
+            .is_some()
+    );
 }
 
 #[test]
@@ -444,4 +463,164 @@ fn bad_input_fails_cleanly_and_keeps_the_previous_output() {
     assert_eq!(res.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&res.stderr).contains("corrupt.parquet"));
     assert_eq!(std::fs::read(&out).unwrap(), b"previous good output");
+}
+
+/// `features --extended` counts each taxonomy touchpoint per window (`tp_{name}_{W}d`),
+/// with the window's first instant in and `as_of` out, grouped by window in the
+/// taxonomy's (name) order; a touchpoint missing from the taxonomy gets no column.
+#[test]
+fn extended_features_count_each_touchpoint_per_window() {
+    use std::sync::Arc;
+
+    use arrow::array::{ArrayRef, Date32Array, Float64Array, Int64Array, RecordBatch};
+    use arrow::array::{StringArray, TimestampMillisecondArray};
+
+    let dir = tempfile::tempdir().unwrap();
+    let taxonomy = dir.path().join("taxonomy.toml");
+    std::fs::write(
+        &taxonomy,
+        "[touchpoints.web]\ncategory = \"channel\"\nstage = \"site\"\n\
+         [touchpoints.call]\ncategory = \"personnel\"\nstage = \"satisfaction\"\n\
+         [touchpoints.shop]\ncategory = \"channel\"\nstage = \"shopping\"\nkind = \"subscribe\"\n",
+    )
+    .unwrap();
+    // subscribers 1 and 2 active at 2026-06-01 (day 20605); 3 churned before it
+    let subs = RecordBatch::try_from_iter([
+        (
+            "subscriber_id",
+            Arc::new(Int64Array::from(vec![1, 2, 3])) as ArrayRef,
+        ),
+        (
+            "signup_date",
+            Arc::new(Date32Array::from(vec![20_000; 3])) as ArrayRef,
+        ),
+        (
+            "churn_date",
+            Arc::new(Date32Array::from(vec![None, None, Some(20_600)])) as ArrayRef,
+        ),
+        (
+            "monthly_revenue",
+            Arc::new(Float64Array::from(vec![10.0; 3])) as ArrayRef,
+        ),
+        (
+            "plan",
+            Arc::new(StringArray::from(vec!["a", "b", "a"])) as ArrayRef,
+        ),
+    ])
+    .unwrap();
+    let as_of_ms = 20_605i64 * 86_400_000;
+    let day = 86_400_000i64;
+    let events: [(i64, i64, &str); 11] = [
+        (1, as_of_ms - 7 * day, "web"),       // 7, 30, 90
+        (1, as_of_ms - 7 * day - 1, "web"),   // 30, 90
+        (1, as_of_ms - 30 * day, "call"),     // 30, 90
+        (1, as_of_ms - 90 * day, "call"),     // 90
+        (1, as_of_ms - 90 * day - 1, "call"), // none: older than 90 days
+        (1, as_of_ms, "web"),                 // none: at as_of
+        (1, as_of_ms + day, "shop"),          // none: after as_of
+        (1, as_of_ms - day, "mystery"),       // not in the taxonomy: no column
+        (2, as_of_ms - 1, "shop"),            // 7, 30, 90
+        (2, as_of_ms - 100 * day, "web"),     // none
+        (3, as_of_ms - day, "web"),           // inactive subscriber
+    ];
+    let ev = RecordBatch::try_from_iter([
+        (
+            "subscriber_id",
+            Arc::new(Int64Array::from_iter_values(events.iter().map(|e| e.0))) as ArrayRef,
+        ),
+        (
+            "ts",
+            Arc::new(
+                TimestampMillisecondArray::from_iter_values(events.iter().map(|e| e.1))
+                    .with_timezone("UTC"),
+            ) as ArrayRef,
+        ),
+        (
+            "touchpoint",
+            Arc::new(StringArray::from_iter_values(events.iter().map(|e| e.2))) as ArrayRef,
+        ),
+    ])
+    .unwrap();
+    let (subs_path, events_path) = (
+        dir.path().join("subscribers.parquet"),
+        dir.path().join("interactions.parquet"),
+    );
+    churnseg::write::write_parquet(&subs_path, &subs).unwrap();
+    churnseg::write::write_parquet(&events_path, &ev).unwrap();
+    let out = dir.path().join("features.parquet");
+    let args = [
+        "features",
+        "--subscribers",
+        s(&subs_path),
+        "--interactions",
+        s(&events_path),
+        "--taxonomy",
+        s(&taxonomy),
+        "--as-of",
+        "2026-06-01",
+        "--out",
+        s(&out),
+    ];
+    ok(&args);
+    let core = read(&out);
+    assert!(
+        core.schema()
+            .fields()
+            .iter()
+            .all(|f| !f.name().starts_with("tp_"))
+    );
+    ok(&[&args[..], &["--extended"]].concat());
+    let batch = read(&out);
+    // after the other extended features, before the pass-through columns
+    let names: Vec<String> = batch
+        .schema_ref()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .skip_while(|n| n != "personnel_duration_mean_90d")
+        .skip(1)
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "tp_call_7d",
+            "tp_shop_7d",
+            "tp_web_7d",
+            "tp_call_30d",
+            "tp_shop_30d",
+            "tp_web_30d",
+            "tp_call_90d",
+            "tp_shop_90d",
+            "tp_web_90d",
+            "plan",
+        ]
+    );
+    let ids = batch.column_by_name("subscriber_id").unwrap();
+    assert_eq!(
+        ids.as_primitive::<arrow::datatypes::Int64Type>().values(),
+        &[1, 2]
+    );
+    let column = |name: &str| {
+        let c = batch.column_by_name(name).unwrap();
+        assert_eq!(c.data_type(), &arrow::datatypes::DataType::Int64, "{name}");
+        assert_eq!(c.null_count(), 0, "{name}");
+        c.as_primitive::<arrow::datatypes::Int64Type>()
+            .values()
+            .to_vec()
+    };
+    for (name, want) in [
+        ("tp_call_7d", [0, 0]),
+        ("tp_shop_7d", [0, 1]),
+        ("tp_web_7d", [1, 0]),
+        ("tp_call_30d", [1, 0]),
+        ("tp_shop_30d", [0, 1]),
+        ("tp_web_30d", [2, 0]),
+        ("tp_call_90d", [2, 0]),
+        ("tp_shop_90d", [0, 1]),
+        ("tp_web_90d", [2, 0]),
+        // the unknown touchpoint still counts as an event
+        ("events_7d", [2, 1]),
+    ] {
+        assert_eq!(column(name), want, "{name}");
+    }
 }

@@ -1,6 +1,7 @@
 //! Point-in-time property (SPEC §3): adding, removing or changing events at or after
-//! `as_of` never changes a feature. Also checks the fused pass against a direct,
-//! row-by-row reading of the SPEC §4 definitions.
+//! `as_of` never changes a feature (the extended ones, per-touchpoint counts included).
+//! Also checks the fused pass against a direct, row-by-row reading of the SPEC §4
+//! definitions and of the per-touchpoint counts.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -149,6 +150,14 @@ fn write_inputs(dir: &Path, events: &[Event]) {
 
 /// The feature table and each row's touchpoint use (which recommendations read).
 fn feature_batch(dir: &Path, as_of: AsOf) -> (RecordBatch, Vec<TouchpointUse>) {
+    feature_batch_with(dir, as_of, true)
+}
+
+fn feature_batch_with(
+    dir: &Path,
+    as_of: AsOf,
+    touchpoint_use: bool,
+) -> (RecordBatch, Vec<TouchpointUse>) {
     let spec = InputSpec {
         subscribers: dir.join("subscribers.parquet"),
         interactions: Some(dir.join("interactions.parquet")),
@@ -162,7 +171,7 @@ fn feature_batch(dir: &Path, as_of: AsOf) -> (RecordBatch, Vec<TouchpointUse>) {
         FeatureParams {
             as_of,
             extended: true,
-            touchpoint_use: true,
+            touchpoint_use,
         },
         &|_| {},
     )
@@ -197,6 +206,9 @@ proptest! {
         let dir = tempfile::tempdir().unwrap();
         write_inputs(dir.path(), &before);
         let base = feature_batch(dir.path(), as_of());
+        // the comparison below covers every per-touchpoint count
+        let tp_columns = base.0.schema().fields().iter().filter(|f| f.name().starts_with("tp_")).count();
+        prop_assert_eq!(tp_columns, 3 * Taxonomy::shipped().len());
         // interleave the later events among the earlier ones
         let mut all = before.clone();
         for (i, e) in later.drain(..).enumerate() {
@@ -213,6 +225,9 @@ proptest! {
         write_inputs(dir.path(), &events);
         let (batch, uses) = feature_batch(dir.path(), as_of());
         check_against_reference(&batch, &uses, &events);
+        // `features --extended` (no touchpoint use) builds the same table
+        let (without_use, _) = feature_batch_with(dir.path(), as_of(), false);
+        prop_assert_eq!(&batch, &without_use);
     }
 }
 
@@ -230,6 +245,28 @@ fn check_against_reference(batch: &RecordBatch, uses: &[TouchpointUse], events: 
     // subscriber 3 churned before as_of and is not featurised
     assert!(!ids.values().contains(&3));
     assert_eq!(ids.len(), 9);
+    // one count per taxonomy touchpoint and window, grouped by window; none for `mystery`
+    let tp_names: Vec<String> = batch
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .filter(|n| n.starts_with("tp_"))
+        .collect();
+    let mut want_names = Vec::new();
+    for w in [7, 30, 90] {
+        want_names.extend(taxonomy.iter().map(|(name, _)| format!("tp_{name}_{w}d")));
+    }
+    assert_eq!(tp_names, want_names);
+    for name in &tp_names {
+        let column = batch.column_by_name(name).unwrap();
+        assert_eq!(
+            column.data_type(),
+            &arrow::datatypes::DataType::Int64,
+            "{name}"
+        );
+        assert_eq!(column.null_count(), 0, "{name}");
+    }
     for (row, id) in ids.values().iter().enumerate() {
         let mine: Vec<&Event> = events
             .iter()
@@ -272,6 +309,14 @@ fn check_against_reference(batch: &RecordBatch, uses: &[TouchpointUse], events: 
                 })
                 .count();
             assert_eq!(get(format!("site_{w}d")), site as f64);
+            for (name, _) in taxonomy.iter() {
+                let n = inw.iter().filter(|e| TOUCHPOINTS[e.tp] == name).count();
+                assert_eq!(
+                    get(format!("tp_{name}_{w}d")),
+                    n as f64,
+                    "tp_{name}_{w}d of {id}"
+                );
+            }
         }
         let last = mine
             .iter()

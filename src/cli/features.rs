@@ -26,7 +26,8 @@ pub struct FeaturesArgs {
     #[arg(long)]
     pub out: PathBuf,
     /// Also build the extended features the churn model uses (reason counts, handling
-    /// time); they read two more columns. Default: the SPEC core features only.
+    /// time, per-touchpoint counts); they read two more columns. Default: the SPEC core
+    /// features only.
     #[arg(long)]
     pub extended: bool,
 }

@@ -7,6 +7,12 @@
 //! revenue and cost sums and the channel set. Workers own their accumulators (no locks in
 //! the loop) and are merged at the end.
 //!
+//! With the extended features, or for touchpoint recommendations, the same walk also
+//! counts each taxonomy touchpoint per subscriber ([`TouchpointCounts`], one `[u32; 3]`
+//! per subscriber × touchpoint, beside the accumulators): the `tp_{touchpoint}_{W}d`
+//! features, and the 90-day use that recommendations read. Touchpoints missing from the
+//! taxonomy (`other`) are not counted there.
+//!
 //! Windows are nested, so counts are kept per *band* (age ≤ 7 days, 7–30, 30–90) and
 //! summed into 7/30/90-day windows at the end. Money and rating sums are accumulated in
 //! 2⁻³² fixed point, so that the result does not depend on which worker saw which event:
@@ -136,12 +142,59 @@ impl Accumulator {
 
     /// Events in the window `w` (index into [`WINDOWS`]) for counter `slot`.
     pub fn count(&self, w: usize, slot: usize) -> u32 {
-        self.counts[..=w].iter().map(|band| band[slot]).sum()
+        in_window(w, |band| self.counts[band][slot])
+    }
+}
+
+/// The events of window `w` (index into [`WINDOWS`]): the sum of its nested bands.
+#[inline]
+fn in_window(w: usize, band: impl Fn(usize) -> u32) -> u32 {
+    (0..=w).map(band).sum()
+}
+
+/// Per subscriber slot and taxonomy touchpoint, events per band (as in
+/// [`Accumulator::counts`]): the `tp_{touchpoint}_{W}d` features and the 90-day
+/// [`TouchpointUse::events`].
+#[derive(Debug, Clone, Default)]
+pub struct TouchpointCounts {
+    /// Touchpoints the taxonomy knows (codes `0..known`).
+    pub known: usize,
+    /// `bands[slot * known + code][band]`.
+    pub bands: Vec<[u32; 3]>,
+}
+
+impl TouchpointCounts {
+    fn new(active: usize, known: usize) -> TouchpointCounts {
+        TouchpointCounts {
+            known,
+            bands: vec![[0; 3]; active * known],
+        }
+    }
+
+    fn merge(&mut self, o: &TouchpointCounts) {
+        for (a, b) in self.bands.iter_mut().zip(&o.bands) {
+            for (x, y) in a.iter_mut().zip(b) {
+                *x += y;
+            }
+        }
+    }
+
+    /// Subscriber slot `slot`'s events at touchpoint `code` in each window of
+    /// [`WINDOWS`].
+    #[inline]
+    pub fn windows(&self, slot: usize, code: usize) -> [u32; 3] {
+        let bands = self
+            .bands
+            .get(slot * self.known + code)
+            .copied()
+            .unwrap_or_default();
+        std::array::from_fn(|w| in_window(w, |band| bands[band]))
     }
 }
 
 /// One subscriber's use of one touchpoint in the 90 days before `as_of`: events and
-/// how they were rated (kept only for touchpoint recommendations).
+/// how they were rated (for touchpoint recommendations; the events come from
+/// [`TouchpointCounts`], the ratings from [`UseCounts`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct TouchpointUse {
     pub events: u32,
@@ -151,22 +204,23 @@ pub struct TouchpointUse {
     pub low: u32,
 }
 
-impl TouchpointUse {
-    fn merge(&mut self, o: &TouchpointUse) {
-        self.events += o.events;
-        self.good += o.good;
-        self.low += o.low;
-    }
+/// How one subscriber rated one touchpoint's events in the 90 days before `as_of`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Ratings {
+    /// Ratings of 4 or more.
+    pub good: u32,
+    /// Ratings of 2 or less.
+    pub low: u32,
 }
 
-/// Per subscriber slot and taxonomy touchpoint, the 90-day use, and per touchpoint the
-/// cost to serve of all its 90-day events.
+/// Per subscriber slot and taxonomy touchpoint, the 90-day ratings, and per touchpoint
+/// the cost to serve of all its 90-day events (touchpoint recommendations only).
 #[derive(Debug, Clone, Default)]
 pub struct UseCounts {
     /// Touchpoints the taxonomy knows (codes `0..known`).
     pub known: usize,
-    /// `uses[slot * known + code]`.
-    pub uses: Vec<TouchpointUse>,
+    /// `ratings[slot * known + code]`.
+    pub ratings: Vec<Ratings>,
     pub cost: Vec<FixedSum>,
     pub cost_n: Vec<u64>,
 }
@@ -175,15 +229,35 @@ impl UseCounts {
     fn new(active: usize, known: usize) -> UseCounts {
         UseCounts {
             known,
-            uses: vec![TouchpointUse::default(); active * known],
+            ratings: vec![Ratings::default(); active * known],
             cost: vec![FixedSum::default(); known],
             cost_n: vec![0; known],
         }
     }
 
+    /// Row `slot`'s use of touchpoint `code`, its events counted in `counts`.
+    pub fn touchpoint_use(
+        &self,
+        counts: &TouchpointCounts,
+        slot: usize,
+        code: usize,
+    ) -> TouchpointUse {
+        let r = self
+            .ratings
+            .get(slot * self.known + code)
+            .copied()
+            .unwrap_or_default();
+        TouchpointUse {
+            events: counts.windows(slot, code)[WINDOWS.len() - 1],
+            good: r.good,
+            low: r.low,
+        }
+    }
+
     fn merge(&mut self, o: &UseCounts) {
-        for (a, b) in self.uses.iter_mut().zip(&o.uses) {
-            a.merge(b);
+        for (a, b) in self.ratings.iter_mut().zip(&o.ratings) {
+            a.good += b.good;
+            a.low += b.low;
         }
         for (a, b) in self.cost.iter_mut().zip(&o.cost) {
             a.merge(b);
@@ -310,7 +384,9 @@ pub struct Worker<'a> {
     pub counts: EventCounts,
     /// Channel codes ≥ 64 per subscriber slot (rare: more than 64 distinct channels).
     pub wide_channels: Vec<(u32, u16)>,
-    /// Touchpoint use per subscriber, when asked for.
+    /// Events per subscriber and touchpoint, with the extended features or touchpoint use.
+    pub touchpoint_counts: Option<TouchpointCounts>,
+    /// Ratings and costs per touchpoint, for touchpoint use.
     pub uses: Option<UseCounts>,
     touchpoints: TouchpointCoder,
     unknown_counts: Vec<u64>,
@@ -329,8 +405,19 @@ pub struct PassContext<'a> {
     pub active: usize,
     pub taxonomy: &'a crate::taxonomy::Taxonomy,
     pub channels: &'a ChannelRegistry,
-    /// Also count each subscriber's use of each touchpoint ([`UseCounts`]).
+    /// Also read the reason and duration columns and count each touchpoint
+    /// ([`TouchpointCounts`]): the extended features.
+    pub extended: bool,
+    /// Also count each subscriber's use of each touchpoint ([`TouchpointCounts`] and
+    /// [`UseCounts`]).
     pub touchpoint_use: bool,
+}
+
+impl PassContext<'_> {
+    /// Whether the pass counts each touchpoint per subscriber.
+    pub fn counts_touchpoints(&self) -> bool {
+        self.extended || self.touchpoint_use
+    }
 }
 
 impl<'a> Worker<'a> {
@@ -340,6 +427,9 @@ impl<'a> Worker<'a> {
             accs: vec![Accumulator::default(); ctx.active],
             counts: EventCounts::default(),
             wide_channels: Vec::new(),
+            touchpoint_counts: ctx
+                .counts_touchpoints()
+                .then(|| TouchpointCounts::new(ctx.active, touchpoints.known())),
             uses: ctx
                 .touchpoint_use
                 .then(|| UseCounts::new(ctx.active, touchpoints.known())),
@@ -507,16 +597,27 @@ impl<'a> Worker<'a> {
             if let Some(c) = cost_i {
                 acc.cost.add(c);
             }
-            if let Some(u) = self.uses.as_mut().filter(|_| (code as usize) < known) {
+            if (code as usize) < known {
                 let k = code as usize;
-                if let Some(t) = u.uses.get_mut(slot as usize * known + k) {
-                    t.events += 1;
-                    t.good += rating.is_some_and(|s| s >= 4.0) as u32;
-                    t.low += rating.is_some_and(|s| s <= 2.0) as u32;
+                let cell = slot as usize * known + k;
+                if let Some(t) = self.touchpoint_counts.as_mut()
+                    && let Some(bands) = t.bands.get_mut(cell)
+                {
+                    bands[band] += 1;
                 }
-                if let Some(c) = cost_i {
-                    u.cost[k].add(c);
-                    u.cost_n[k] += 1;
+                if let Some(u) = self.uses.as_mut() {
+                    let good = rating.is_some_and(|s| s >= 4.0);
+                    let low = rating.is_some_and(|s| s <= 2.0);
+                    if (good || low)
+                        && let Some(r) = u.ratings.get_mut(cell)
+                    {
+                        r.good += good as u32;
+                        r.low += low as u32;
+                    }
+                    if let Some(c) = cost_i {
+                        u.cost[k].add(c);
+                        u.cost_n[k] += 1;
+                    }
                 }
             }
             let ch = self.ch[i];
@@ -547,6 +648,12 @@ impl<'a> Worker<'a> {
         self.flush_unknown();
         self.counts.merge(std::mem::take(&mut other.counts));
         self.wide_channels.append(&mut other.wide_channels);
+        if let (Some(a), Some(b)) = (
+            self.touchpoint_counts.as_mut(),
+            other.touchpoint_counts.as_ref(),
+        ) {
+            a.merge(b);
+        }
         if let (Some(a), Some(b)) = (self.uses.as_mut(), other.uses.as_ref()) {
             a.merge(b);
         }

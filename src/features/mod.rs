@@ -3,6 +3,16 @@
 //!
 //! The fused pass over the events lives in [`accumulate`]; this module runs it over the
 //! row groups in parallel and turns the accumulators into the feature table.
+//!
+//! Column order: `subscriber_id`, the SPEC §4 core features ([`core_feature_names`]),
+//! with `extended` the extended features ([`extended_feature_names`]: reason counts,
+//! handling time, then the per-touchpoint counts), then the pass-through subscriber
+//! columns. The per-touchpoint counts `tp_{touchpoint}_{W}d` (Int64, never null) count
+//! each taxonomy touchpoint's events in `[as_of − W days, as_of)` like the other counts,
+//! so that a model sees what the taxonomy groups into one category, stage or kind. They
+//! are grouped by window, like the core counts: every touchpoint's 7-day count in
+//! [`Taxonomy::iter`] order (by name), then the 30-day ones, then the 90-day ones.
+//! Touchpoints missing from the taxonomy (`other`) get no column.
 
 pub mod accumulate;
 pub mod codes;
@@ -21,7 +31,7 @@ use crate::load::{IdIndex, Interactions, LoadError, Subscribers};
 use crate::taxonomy::{Category, Kind, Stage, Taxonomy, TouchpointClass};
 use accumulate::{
     Accumulator, EventCounts, INACTIVE, PassContext, SLOT_CATEGORY, SLOT_KIND, SLOT_STAGE,
-    TouchpointUse, UseCounts, WINDOWS, Worker,
+    TouchpointCounts, TouchpointUse, UseCounts, WINDOWS, Worker,
 };
 use codes::ChannelRegistry;
 
@@ -29,8 +39,8 @@ use codes::ChannelRegistry;
 #[derive(Debug, Clone, Copy)]
 pub struct FeatureParams {
     pub as_of: AsOf,
-    /// Also build the extended features (reason counts, handling time); they read two
-    /// more columns. The SPEC §4 core features are always built.
+    /// Also build the extended features (reason counts, handling time, per-touchpoint
+    /// counts); they read two more columns. The SPEC §4 core features are always built.
     pub extended: bool,
     /// Also count each subscriber's use of each touchpoint ([`TouchpointUsage`]), for
     /// touchpoint recommendations; not part of the feature table.
@@ -65,16 +75,25 @@ pub struct TouchpointUsage {
 }
 
 impl TouchpointUsage {
-    fn new(taxonomy: &Taxonomy, counts: UseCounts) -> TouchpointUsage {
+    fn new(
+        taxonomy: &Taxonomy,
+        events: &TouchpointCounts,
+        counts: UseCounts,
+        rows: usize,
+    ) -> TouchpointUsage {
         let mean_cost = counts
             .cost
             .iter()
             .zip(&counts.cost_n)
             .map(|(sum, &n)| (n > 0).then(|| sum.value() / n as f64))
             .collect();
+        let uses = (0..rows)
+            .flat_map(|slot| (0..counts.known).map(move |k| (slot, k)))
+            .map(|(slot, k)| counts.touchpoint_use(events, slot, k))
+            .collect();
         TouchpointUsage {
             touchpoints: taxonomy.iter().map(|(n, c)| (n.to_string(), c)).collect(),
-            uses: counts.uses,
+            uses,
             mean_cost,
         }
     }
@@ -101,11 +120,11 @@ pub enum FeatureError {
 }
 
 /// Subscriber columns whose names the feature table already uses: `subscriber_id` and
-/// every core and extended feature (whether or not this run builds the extended ones, so
-/// that `features` and `train` agree).
-fn reserved_columns(subscribers: &Subscribers) -> Vec<String> {
+/// every core and extended feature, the per-touchpoint counts included (whether or not
+/// this run builds the extended ones, so that `features` and `train` agree).
+fn reserved_columns(subscribers: &Subscribers, taxonomy: &Taxonomy) -> Vec<String> {
     let mut computed = core_feature_names();
-    computed.extend(extended_feature_names());
+    computed.extend(extended_feature_names(taxonomy));
     computed.push("subscriber_id".into());
     subscribers
         .extra
@@ -142,14 +161,29 @@ pub fn core_feature_names() -> Vec<String> {
     names
 }
 
-/// Names of the extended features.
-pub fn extended_feature_names() -> Vec<String> {
+/// Names of the extended features, in output order (after the core features).
+pub fn extended_feature_names(taxonomy: &Taxonomy) -> Vec<String> {
     let mut names: Vec<String> = codes::REASONS
         .iter()
         .map(|r| format!("reason_{r}_90d"))
         .collect();
     names.push("personnel_duration_mean_90d".into());
+    names.extend(touchpoint_feature_names(taxonomy));
     names
+}
+
+/// Names of the per-touchpoint counts, in output order: for each window (7, 30, 90
+/// days), `tp_{touchpoint}_{W}d` for every taxonomy touchpoint in [`Taxonomy::iter`]
+/// order. Name `k + w × touchpoints` is touchpoint `k` in window `w`.
+pub fn touchpoint_feature_names(taxonomy: &Taxonomy) -> Vec<String> {
+    WINDOWS
+        .iter()
+        .flat_map(|w| {
+            taxonomy
+                .iter()
+                .map(move |(name, _)| format!("tp_{name}_{w}d"))
+        })
+        .collect()
 }
 
 /// Builds the feature table. `progress` is called with the number of events read so far.
@@ -160,7 +194,7 @@ pub fn build(
     params: FeatureParams,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<FeatureTable, FeatureError> {
-    let names = reserved_columns(subscribers);
+    let names = reserved_columns(subscribers, taxonomy);
     if !names.is_empty() {
         return Err(FeatureError::ReservedColumns {
             path: subscribers.source.clone(),
@@ -180,17 +214,20 @@ pub fn build(
         active: rows.len(),
         taxonomy,
         channels: &registry,
+        extended: params.extended,
         touchpoint_use: params.touchpoint_use,
     };
     let mut merged = match interactions {
-        Some(events) => run_pass(events, &ctx, params.extended, progress)?,
+        Some(events) => run_pass(events, &ctx, progress)?,
         None => Worker::new(&ctx),
     };
-    let batch = assemble(subscribers, &rows, &merged, params)?;
-    let touchpoint_use = merged
-        .uses
-        .take()
-        .map(|counts| TouchpointUsage::new(taxonomy, counts));
+    let batch = assemble(subscribers, &rows, &merged, taxonomy, params)?;
+    let touchpoint_use = match (merged.uses.take(), &merged.touchpoint_counts) {
+        (Some(uses), Some(events)) => {
+            Some(TouchpointUsage::new(taxonomy, events, uses, rows.len()))
+        }
+        _ => None,
+    };
     Ok(FeatureTable {
         as_of: params.as_of,
         batch,
@@ -205,7 +242,6 @@ pub fn build(
 fn run_pass<'a>(
     events: &Interactions,
     ctx: &PassContext<'a>,
-    extended: bool,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<Worker<'a>, FeatureError> {
     let groups = events.row_groups()?;
@@ -216,7 +252,7 @@ fn run_pass<'a>(
         EventField::Cost,
         EventField::Resolved,
     ];
-    if extended {
+    if ctx.extended {
         wanted.extend([EventField::Reason, EventField::DurationS]);
     }
     // Workers are pooled so that at most one accumulator set exists per thread.
@@ -258,6 +294,7 @@ fn assemble(
     subscribers: &Subscribers,
     rows: &[u32],
     merged: &Worker<'_>,
+    taxonomy: &Taxonomy,
     params: FeatureParams,
 ) -> Result<RecordBatch, FeatureError> {
     let accs: &[Accumulator] = &merged.accs;
@@ -404,6 +441,15 @@ fn assemble(
                     .then(|| a.personnel_duration.value() / a.personnel_duration_n as f64)
             })),
         );
+        if let Some(counts) = &merged.touchpoint_counts {
+            let names = touchpoint_feature_names(taxonomy);
+            for (name, column) in names
+                .into_iter()
+                .zip(touchpoint_columns(counts, accs.len()))
+            {
+                push(name, column);
+            }
+        }
     }
     for extra in &subscribers.extra {
         let column = take(extra.values.as_ref(), &take_rows, None)?;
@@ -414,6 +460,26 @@ fn assemble(
         Arc::new(Schema::new(fields)),
         columns,
     )?)
+}
+
+/// The per-touchpoint count columns in [`touchpoint_feature_names`] order, read in one
+/// pass over the counts (row by row, so the strided counts are read once).
+fn touchpoint_columns(counts: &TouchpointCounts, rows: usize) -> Vec<ArrayRef> {
+    let known = counts.known;
+    let mut columns: Vec<Vec<i64>> = (0..WINDOWS.len() * known)
+        .map(|_| Vec::with_capacity(rows))
+        .collect();
+    for slot in 0..rows {
+        for k in 0..known {
+            for (w, n) in counts.windows(slot, k).into_iter().enumerate() {
+                columns[w * known + k].push(n as i64);
+            }
+        }
+    }
+    columns
+        .into_iter()
+        .map(|c| Arc::new(Int64Array::from(c)) as ArrayRef)
+        .collect()
 }
 
 /// A numeric column of a feature batch as floats (`None` for nulls, or every row when
