@@ -47,6 +47,10 @@ pub struct TrainArgs {
     /// or `blend`.
     #[arg(long, default_value = "auto", value_parser = CandidateChoice::parse)]
     pub candidate: CandidateChoice,
+    /// Windows (days, from 7, 30, 90) of the per-touchpoint counts `tp_{touchpoint}_{W}d`
+    /// the models read.
+    #[arg(long, value_delimiter = ',', default_value = "90", value_parser = clap::value_parser!(u32).range(1..))]
+    pub touchpoint_windows: Vec<u32>,
 }
 
 pub fn run(args: TrainArgs, console: Console) -> anyhow::Result<()> {
@@ -74,6 +78,7 @@ pub fn run(args: TrainArgs, console: Console) -> anyhow::Result<()> {
         extended: true,
         snapshots: args.snapshots,
         candidate: args.candidate.forced(),
+        touchpoint_windows: args.touchpoint_windows.clone(),
         snapshot_step_days: args.snapshot_step,
         guards: args.guards.settings(),
     };

@@ -181,9 +181,14 @@ pub fn touchpoint_feature_names(taxonomy: &Taxonomy) -> Vec<String> {
         .flat_map(|w| {
             taxonomy
                 .iter()
-                .map(move |(name, _)| format!("tp_{name}_{w}d"))
+                .map(move |(name, _)| touchpoint_feature_name(name, *w as u32))
         })
         .collect()
+}
+
+/// `tp_{touchpoint}_{window}d`: the count of one touchpoint's events in one window.
+pub fn touchpoint_feature_name(touchpoint: &str, window_days: u32) -> String {
+    format!("tp_{touchpoint}_{window_days}d")
 }
 
 /// Builds the feature table. `progress` is called with the number of events read so far.

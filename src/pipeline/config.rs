@@ -121,6 +121,14 @@ pub struct TrainConfig {
     /// or `blend`. Default `auto`.
     #[serde(default)]
     pub candidate: crate::train::CandidateChoice,
+    /// Windows (days, from 7, 30, 90) of the per-touchpoint counts the models read.
+    /// Default `[90]`.
+    #[serde(default = "default_touchpoint_windows")]
+    pub touchpoint_windows: Vec<u32>,
+}
+
+fn default_touchpoint_windows() -> Vec<u32> {
+    crate::train::DEFAULT_TOUCHPOINT_WINDOWS.to_vec()
 }
 
 fn default_snapshots() -> usize {
@@ -290,6 +298,16 @@ impl PipelineConfig {
         }
         if self.train.max_leaves < 2 {
             problems.push("`train.max_leaves` must be at least 2".to_string());
+        }
+        if let Some(w) = self
+            .train
+            .touchpoint_windows
+            .iter()
+            .find(|w| ![7, 30, 90].contains(*w))
+        {
+            problems.push(format!(
+                "`train.touchpoint_windows` may hold 7, 30 and 90, found {w}"
+            ));
         }
         if self.train.snapshots == 0 {
             problems.push("`train.snapshots` must be at least 1".to_string());

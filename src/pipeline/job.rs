@@ -291,6 +291,7 @@ pub fn run_config(config_path: &Path, allow: &[String], console: &Console) -> an
             snapshots: config.train.snapshots,
             snapshot_step_days: config.train.snapshot_step_days,
             candidate: config.train.candidate.forced(),
+            touchpoint_windows: config.train.touchpoint_windows.clone(),
             guards: guards.clone(),
         };
         let (artifact, train_guards) =
