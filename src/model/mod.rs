@@ -9,6 +9,7 @@
 //! - [`calibration`]: Platt or isotonic, chosen on held-out rows;
 //! - [`explain`]: reason codes and importance;
 //! - [`metrics`]: ROC AUC, PR AUC, lift, Brier, calibration error;
+//! - [`check`]: the structural checks a model read from disk must pass;
 //! - [`churn`]: [`ChurnParams`] → [`ValidChurnParams`] → [`ChurnModel`].
 //!
 //! ```no_run
@@ -24,6 +25,7 @@
 
 pub mod binning;
 pub mod calibration;
+pub mod check;
 pub mod churn;
 pub mod design;
 pub mod error;
