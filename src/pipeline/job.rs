@@ -1,7 +1,17 @@
 //! The nightly job (`churnseg run pipelines/FILE.toml`) and the scoring step it shares
 //! with `churnseg score`: generate inputs when the config asks and they are missing,
-//! (re)train when asked, score, and write the scored table, the manifest and the report,
-//! each atomically.
+//! (re)train when asked, score, and write the scored table, the manifest and the report.
+//!
+//! `run` is one atomic unit. Before any work it declares and locks everything it may
+//! write ([`RunOutputs`]: the model's `model.json`, `metrics.json` and `manifest.json`
+//! when it may train, then `scored.parquet`, `report.html` and `manifest.json` in
+//! `output.dir`), so an unwritable, busy or misnamed output fails the run before anything
+//! is replaced. Each output is staged as it is made, and all are committed together once
+//! everything has succeeded; the guarantee, kill -9 inside the commit included, is
+//! [`crate::write::commit`]'s. Scoring reads the freshly trained model from its staged
+//! bytes, so the model on disk is never new while the scores are old, or the reverse. A
+//! check that must stop the run goes right before the commit, where nothing has been
+//! replaced yet. `score` commits its table and `NAME.manifest.json` the same way.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -22,6 +32,7 @@ use crate::model::ChurnParams;
 use crate::score::{ScoreParams, ScoreSummary, score};
 use crate::segment::Movement;
 use crate::train::{TrainParams, train};
+use crate::write::OutputSet;
 
 /// What a scoring run did, for its summary.
 pub struct ScoreOutcome {
@@ -125,16 +136,14 @@ fn targeting_line(t: &crate::score::Targeting) -> String {
     }
 }
 
-/// Scores already-loaded inputs and writes the scored Parquet to `out`; compares with
-/// `previous` (an earlier scored table) when given.
-#[allow(clippy::too_many_arguments)]
+/// Scores already-loaded inputs; compares with `previous` (an earlier scored table) when
+/// given. Writes nothing: the caller stages the table.
 pub fn score_inputs(
     inputs: &Inputs,
     artifact: &ModelArtifact,
     as_of: AsOf,
     params: &ScoreParams,
     previous: Option<&RecordBatch>,
-    out: &Path,
     timings: &mut StageTimings,
     console: &Console,
 ) -> anyhow::Result<ScoreOutcome> {
@@ -152,21 +161,20 @@ pub fn score_inputs(
         .with_context(|| format!("scoring with model `{}`", artifact.model_version))?;
     step.finish(format!("{} subscribers", scored.summary.rows));
     let movement = previous.map(|p| Movement::between(p, &scored.batch));
-    timings.time("write", || crate::write::write_parquet(out, &scored.batch))?;
     Ok(ScoreOutcome {
         subscribers: inputs.subscribers.len(),
         events: table.events,
         summary: scored.summary,
         timings: std::mem::take(timings),
         model_version: artifact.model_version.clone(),
-        outputs: vec![out.to_path_buf()],
+        outputs: Vec::new(),
         movement,
         scored: scored.batch,
     })
 }
 
-/// `churnseg score`: load, score, write the table and its manifest. `previous` (an
-/// earlier scored file, which may be `out` itself) is read before anything is written.
+/// `churnseg score`: load, score, write the table and its manifest, together. `previous`
+/// (an earlier scored file, which may be `out` itself) is read before anything is written.
 #[allow(clippy::too_many_arguments)]
 pub fn score_to_file(
     spec: &InputSpec,
@@ -178,6 +186,9 @@ pub fn score_to_file(
     out: &Path,
     console: &Console,
 ) -> anyhow::Result<ScoreOutcome> {
+    let manifest_path = manifest_path_for(out);
+    let mut outputs = OutputSet::begin("score", &[out, &manifest_path])?;
+    super::say_notes(console, &outputs);
     let mut timings = StageTimings::default();
     let inputs = timings.time("load", || super::load_inputs(spec, strict, console))?;
     let previous = previous
@@ -192,21 +203,25 @@ pub fn score_to_file(
         as_of,
         params,
         previous.as_ref(),
-        out,
         &mut timings,
         console,
     )?;
+    outcome
+        .timings
+        .time("write", || outputs.stage_parquet(out, &outcome.scored))?;
+    outcome.outputs = vec![out.to_path_buf(), manifest_path.clone()];
     let mut manifest = RunManifest::new("score");
     manifest.set("inputs", inputs.describe());
     manifest.set("as_of", as_of);
     manifest.set("events", &outcome.events);
     manifest.set("model_version", &artifact.model_version);
+    manifest.set("model_sha256", &artifact.sha256);
     manifest.set("model_metrics", &artifact.metrics);
     manifest.set("score_params", params);
     manifest.set("scored", &outcome.summary);
     manifest.set("movement", &outcome.movement);
+    super::set_recovered(&mut manifest, &outputs);
     manifest.finish(&outcome.timings);
-    let manifest_path = manifest_path_for(out);
     manifest.set(
         "outputs",
         [
@@ -214,16 +229,65 @@ pub fn score_to_file(
             manifest_path.display().to_string(),
         ],
     );
-    manifest.write(&manifest_path)?;
-    outcome.outputs.push(manifest_path);
+    // A check that must stop scoring goes here: nothing has been replaced yet.
+    outputs.stage_bytes(&manifest_path, &manifest.to_bytes())?;
+    outputs.commit()?;
     Ok(outcome)
 }
 
-/// `churnseg run`: the whole nightly job from a config file.
+/// Every file `run` may write.
+pub struct RunOutputs {
+    /// `model.json`, `metrics.json` and `manifest.json` of the model directory.
+    pub model: [PathBuf; 3],
+    pub scored: PathBuf,
+    pub report: PathBuf,
+    pub manifest: PathBuf,
+}
+
+impl RunOutputs {
+    pub fn of(config: &PipelineConfig) -> RunOutputs {
+        let [model, metrics] = ModelArtifact::files(&config.train.model);
+        let dir = &config.output.dir;
+        RunOutputs {
+            model: [model, metrics, config.train.model.join("manifest.json")],
+            scored: dir.join("scored.parquet"),
+            report: dir.join("report.html"),
+            manifest: dir.join("manifest.json"),
+        }
+    }
+
+    /// The files to declare: the model's only when the run may train.
+    pub fn declared(&self, may_train: bool) -> Vec<&Path> {
+        let model = self.model.iter().filter(|_| may_train);
+        model
+            .chain([&self.scored, &self.report, &self.manifest])
+            .map(PathBuf::as_path)
+            .collect()
+    }
+}
+
+/// `churnseg run`: the whole nightly job from a config file, committed as one unit.
 pub fn run_config(config_path: &Path, console: &Console) -> anyhow::Result<()> {
     let start = Instant::now();
     let config = PipelineConfig::load(config_path)?;
     let name = config.name.clone().unwrap_or_else(|| "pipeline".into());
+    let model_dir = &config.train.model;
+    let has_model = || model_dir.join("model.json").exists();
+    let may_train = match config.train.retrain {
+        Retrain::Always => true,
+        Retrain::IfMissing => !has_model(),
+        Retrain::Never => false,
+    };
+    let paths = RunOutputs::of(&config);
+    let mut outputs = OutputSet::begin("run", &paths.declared(may_train)).with_context(|| {
+        format!(
+            "opening the outputs of {} (`train.model` {}, `output.dir` {})",
+            config_path.display(),
+            model_dir.display(),
+            config.output.dir.display()
+        )
+    })?;
+    super::say_notes(console, &outputs);
     let mut timings = StageTimings::default();
     if let Some(g) = &config.generate
         && !config.inputs.subscribers.exists()
@@ -255,14 +319,9 @@ pub fn run_config(config_path: &Path, console: &Console) -> anyhow::Result<()> {
     };
     let strict = config.inputs.strict;
     let inputs = timings.time("load", || super::load_inputs(&spec, strict, console))?;
-    let model_dir = &config.train.model;
-    let has_model = model_dir.join("model.json").exists();
-    let must_train = match config.train.retrain {
-        Retrain::Always => true,
-        Retrain::IfMissing => !has_model,
-        Retrain::Never => false,
-    };
-    if must_train {
+    // (opening the outputs may just have finished an interrupted commit of the model)
+    let must_train = may_train && (config.train.retrain == Retrain::Always || !has_model());
+    let artifact = if must_train {
         let params = TrainParams {
             as_of: config.train.as_of,
             horizon_days: config.train.horizon_days,
@@ -279,8 +338,10 @@ pub fn run_config(config_path: &Path, console: &Console) -> anyhow::Result<()> {
             snapshots: config.train.snapshots,
             snapshot_step_days: config.train.snapshot_step_days,
         };
-        let artifact = timings.time("train", || train(&inputs, &params, console))?;
-        timings.time("save model", || artifact.save(model_dir))?;
+        let trained = timings.time("train", || train(&inputs, &params, console))?;
+        let artifact = timings.time("save model", || trained.stage(&mut outputs, model_dir))?;
+        let model_manifest = super::model_manifest("run", &inputs, &artifact, &timings);
+        outputs.stage_bytes(&paths.model[2], &model_manifest.to_bytes())?;
         console.say(format!(
             "{:>12}  model {} ({}: ROC AUC {:.3})",
             "model",
@@ -288,8 +349,10 @@ pub fn run_config(config_path: &Path, console: &Console) -> anyhow::Result<()> {
             artifact.metrics.validation.method,
             artifact.metrics.validation.churn.roc_auc
         ));
-    }
-    let artifact = ModelArtifact::load(model_dir)?;
+        artifact
+    } else {
+        ModelArtifact::load(model_dir)?
+    };
     let params = ScoreParams {
         high_risk_deciles: config.score.high_risk_deciles,
         max_touchpoints: config.score.max_touchpoints,
@@ -298,15 +361,14 @@ pub fn run_config(config_path: &Path, console: &Console) -> anyhow::Result<()> {
         save_rate: config.score.save_rate,
         ..ScoreParams::default()
     };
-    let scored_path = config.output.dir.join("scored.parquet");
     // Last night's scores, if this job ran before: the baseline for drift.
-    let previous = if scored_path.exists() {
-        match crate::report::read_scored(&scored_path) {
+    let previous = if paths.scored.exists() {
+        match crate::report::read_scored(&paths.scored) {
             Ok(batch) => Some(batch),
             Err(e) => {
                 console.say(format!(
                     "warning: the previous {} cannot be read, so no movement is shown: {e:#}",
-                    scored_path.display()
+                    paths.scored.display()
                 ));
                 None
             }
@@ -320,27 +382,36 @@ pub fn run_config(config_path: &Path, console: &Console) -> anyhow::Result<()> {
         config.score.as_of,
         &params,
         previous.as_ref(),
-        &scored_path,
         &mut timings,
         console,
     )?;
-    let report_path = config.output.dir.join("report.html");
-    outcome.timings.time("report", || {
-        crate::report::write_report(&report_path, &outcome.scored, &artifact, previous.as_ref())
+    outcome.timings.time("write", || {
+        outputs.stage_parquet(&paths.scored, &outcome.scored)
     })?;
-    outcome.outputs.push(report_path);
-    let manifest_path = config.output.dir.join("manifest.json");
-    outcome.outputs.push(manifest_path.clone());
+    outcome.timings.time("report", || {
+        let html = crate::report::render(&outcome.scored, &artifact, previous.as_ref());
+        outputs.stage_bytes(&paths.report, html.as_bytes())
+    })?;
+    outcome.outputs = vec![
+        paths.scored.clone(),
+        paths.report.clone(),
+        paths.manifest.clone(),
+    ];
+    if must_train {
+        outcome.outputs.extend(paths.model.iter().cloned());
+    }
     let mut manifest = RunManifest::new("run");
     manifest.set("config_path", config_path.display().to_string());
     manifest.set("config", &config);
     manifest.set("inputs", inputs.describe());
     manifest.set("trained", must_train);
     manifest.set("model_version", &artifact.model_version);
+    manifest.set("model_sha256", &artifact.sha256);
     manifest.set("model_metrics", &artifact.metrics);
     manifest.set("events", &outcome.events);
     manifest.set("scored", &outcome.summary);
     manifest.set("movement", &outcome.movement);
+    super::set_recovered(&mut manifest, &outputs);
     manifest.set(
         "outputs",
         outcome
@@ -350,7 +421,12 @@ pub fn run_config(config_path: &Path, console: &Console) -> anyhow::Result<()> {
             .collect::<Vec<_>>(),
     );
     manifest.finish(&outcome.timings);
-    manifest.write(&manifest_path)?;
+    // A check that must stop the run goes here (adding its figures to `manifest` first):
+    // everything is staged, nothing has been replaced yet.
+    outputs.stage_bytes(&paths.manifest, &manifest.to_bytes())?;
+    outputs
+        .commit()
+        .context("committing the outputs of the run")?;
     super::summary(console, Stage::Run, &outcome.summary_lines(), start);
     Ok(())
 }
