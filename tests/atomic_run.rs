@@ -102,7 +102,7 @@ fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
     out
 }
 
-fn names(snap: &[(String, Vec<u8>)]) -> Vec<&str> {
+fn names<T>(snap: &[(String, T)]) -> Vec<&str> {
     snap.iter().map(|(n, _)| n.as_str()).collect()
 }
 
@@ -122,7 +122,7 @@ fn stderr(out: &Output) -> String {
 }
 
 /// The job's files: model directory and outputs, nothing else.
-fn expected_files(snap: &[(String, Vec<u8>)]) {
+fn expected_files<T>(snap: &[(String, T)]) {
     assert_eq!(
         names(snap),
         [
@@ -137,7 +137,15 @@ fn expected_files(snap: &[(String, Vec<u8>)]) {
     );
 }
 
-fn outputs(job: &Job) -> Vec<(String, Vec<u8>)> {
+/// The job's files (model directory and outputs) with the SHA-256 of their bytes.
+fn outputs(job: &Job) -> Vec<(String, String)> {
+    outputs_with_bytes(job)
+        .into_iter()
+        .map(|(name, bytes)| (name, churnseg::artifact::sha256_hex(&bytes)))
+        .collect()
+}
+
+fn outputs_with_bytes(job: &Job) -> Vec<(String, Vec<u8>)> {
     let mut snap = Vec::new();
     for (dir, prefix) in [(&job.model, "models/t"), (&job.out, "out")] {
         snap.extend(
@@ -208,7 +216,7 @@ fn a_run_killed_after_staging_its_model_keeps_every_previous_file_and_the_next_r
         .into_iter()
         .filter(|n| n.contains(".tmp-") || n.ends_with("/.churnseg.lock"))
         .collect();
-    let kept: Vec<&(String, Vec<u8>)> = after
+    let kept: Vec<&(String, String)> = after
         .iter()
         .filter(|(n, _)| !left.contains(&n.as_str()))
         .collect();
@@ -525,4 +533,120 @@ fn score_writes_its_table_and_manifest_as_one_set() {
     drop(lock);
     fs::remove_file(out.parent().unwrap().join(".churnseg.lock")).unwrap();
     assert_eq!(snapshot(out.parent().unwrap()), before);
+}
+
+/// Whether `strace` can trace a child here (it is the tool that kills a run at an exact
+/// syscall below).
+fn strace_works() -> bool {
+    Command::new("strace")
+        .args(["-qq", "-o", "/dev/null", "true"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// Writes a snapshot back over `root` (removing everything else there first).
+fn restore(root: &Path, dirs: &[&Path], snap: &[(String, Vec<u8>)]) {
+    for dir in dirs {
+        let _ = fs::remove_dir_all(dir);
+    }
+    for (name, bytes) in snap {
+        let path = root.join(name);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, bytes).unwrap();
+    }
+}
+
+#[test]
+fn a_run_killed_at_each_step_of_its_commit_leaves_the_old_set_or_the_new_one() {
+    if !strace_works() {
+        eprintln!("skipped: strace cannot trace a process here");
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let job = good_night(root.path());
+    let old = outputs(&job);
+    let old_bytes = outputs_with_bytes(&job);
+    // the same job with another seed: another model, other scores
+    let text = fs::read_to_string(&job.config).unwrap();
+    let config = root.path().join("other-seed.toml");
+    fs::write(&config, format!("seed = 7\n{text}")).unwrap();
+    // a commit of this run renames 2 commit records, then its 6 files
+    for n in 1..=8 {
+        restore(&job.root, &[&job.model, &job.out], &old_bytes);
+        let killed = Command::new("strace")
+            .args([
+                "-f",
+                "-qq",
+                "-o",
+                "/dev/null",
+                "-e",
+                "trace=rename,renameat,renameat2",
+            ])
+            .arg("-e")
+            .arg(format!(
+                "inject=rename,renameat,renameat2:signal=KILL:when={n}"
+            ))
+            .arg(env!("CARGO_BIN_EXE_churnseg"))
+            .args(["-q", "run", s(&config)])
+            .output()
+            .unwrap();
+        assert!(
+            !killed.status.success(),
+            "rename {n}: the run was not killed"
+        );
+        // the next command writing into the output directory
+        let extra = job.out.join("extra.html");
+        ok(&[
+            "report",
+            "--scored",
+            s(&job.out.join("scored.parquet")),
+            "--model",
+            s(&job.model),
+            "--out",
+            s(&extra),
+        ]);
+        fs::remove_file(&extra).unwrap();
+        let out_left: Vec<String> = snapshot(&job.out)
+            .into_iter()
+            .map(|(name, _)| name)
+            .filter(|name| name.starts_with('.'))
+            .collect();
+        assert_eq!(out_left, Vec::<String>::new(), "rename {n}: left in out/");
+        let now: Vec<(String, String)> = outputs(&job)
+            .into_iter()
+            .filter(|(name, _)| !name.starts_with("models/t/."))
+            .collect();
+        if n <= 2 {
+            assert_eq!(
+                now, old,
+                "rename {n}: the record was not complete, nothing may change"
+            );
+        } else {
+            let manifest: serde_json::Value =
+                serde_json::from_slice(&fs::read(job.out.join("manifest.json")).unwrap()).unwrap();
+            let model_manifest: serde_json::Value =
+                serde_json::from_slice(&fs::read(job.model.join("manifest.json")).unwrap())
+                    .unwrap();
+            let model = fs::read(job.model.join("model.json")).unwrap();
+            let sha = churnseg::artifact::sha256_hex(&model);
+            assert_eq!(
+                manifest["config"]["seed"], 7,
+                "rename {n}: the new set is in place"
+            );
+            assert_eq!(manifest["model_sha256"], sha, "rename {n}");
+            assert_eq!(model_manifest["model_sha256"], sha, "rename {n}");
+            for (name, bytes) in &now {
+                let before = old.iter().find(|(o, _)| o == name).map(|(_, b)| b);
+                assert_ne!(
+                    Some(bytes),
+                    before,
+                    "rename {n}: {name} is still the old one"
+                );
+            }
+        }
+    }
+    // whatever was left in the model directory goes with the next run there
+    let log = ok(&["run", s(&config)]);
+    assert!(!log.contains("panicked"), "{log}");
+    expected_files(&outputs(&job));
 }
