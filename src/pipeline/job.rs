@@ -5,7 +5,7 @@
 //! `run` is one atomic unit. Before any work it declares and locks everything it may
 //! write ([`RunOutputs`]: the model's `model.json`, `metrics.json` and `manifest.json`
 //! when it may train, then `scored.parquet`, `report.html` and `manifest.json` in
-//! `output.dir`), so an unwritable, busy or misnamed output fails the run before anything
+//! `output.dir`; one `manifest.json`, the run's, when the two are one directory), so an unwritable, busy or misnamed output fails the run before anything
 //! is replaced. Each output is staged as it is made, and all are committed together once
 //! everything has succeeded; the guarantee, kill -9 inside the commit included, is
 //! [`crate::write::commit`]'s. Scoring reads the freshly trained model from its staged
@@ -237,8 +237,11 @@ pub fn score_to_file(
 
 /// Every file `run` may write.
 pub struct RunOutputs {
-    /// `model.json`, `metrics.json` and `manifest.json` of the model directory.
-    pub model: [PathBuf; 3],
+    /// `model.json` and `metrics.json` of the model directory.
+    pub model: [PathBuf; 2],
+    /// The model directory's `manifest.json`; `None` when the model directory is the
+    /// output directory, whose `manifest.json` is the run's (and names the model).
+    pub model_manifest: Option<PathBuf>,
     pub scored: PathBuf,
     pub report: PathBuf,
     pub manifest: PathBuf,
@@ -246,23 +249,36 @@ pub struct RunOutputs {
 
 impl RunOutputs {
     pub fn of(config: &PipelineConfig) -> RunOutputs {
-        let [model, metrics] = ModelArtifact::files(&config.train.model);
-        let dir = &config.output.dir;
+        let (model_dir, dir) = (&config.train.model, &config.output.dir);
         RunOutputs {
-            model: [model, metrics, config.train.model.join("manifest.json")],
+            model: ModelArtifact::files(model_dir),
+            model_manifest: (!same_dir(model_dir, dir)).then(|| model_dir.join("manifest.json")),
             scored: dir.join("scored.parquet"),
             report: dir.join("report.html"),
             manifest: dir.join("manifest.json"),
         }
     }
 
+    /// The model's files: written only when the run trains.
+    fn model_files(&self) -> impl Iterator<Item = &PathBuf> {
+        self.model.iter().chain(&self.model_manifest)
+    }
+
     /// The files to declare: the model's only when the run may train.
     pub fn declared(&self, may_train: bool) -> Vec<&Path> {
-        let model = self.model.iter().filter(|_| may_train);
+        let model = self.model_files().filter(|_| may_train);
         model
             .chain([&self.scored, &self.report, &self.manifest])
             .map(PathBuf::as_path)
             .collect()
+    }
+}
+
+/// Whether two directory paths name the same directory (existing or not yet).
+fn same_dir(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => std::path::absolute(a).ok() == std::path::absolute(b).ok(),
     }
 }
 
@@ -340,8 +356,10 @@ pub fn run_config(config_path: &Path, console: &Console) -> anyhow::Result<()> {
         };
         let trained = timings.time("train", || train(&inputs, &params, console))?;
         let artifact = timings.time("save model", || trained.stage(&mut outputs, model_dir))?;
-        let model_manifest = super::model_manifest("run", &inputs, &artifact, &timings);
-        outputs.stage_bytes(&paths.model[2], &model_manifest.to_bytes())?;
+        if let Some(path) = &paths.model_manifest {
+            let manifest = super::model_manifest("run", &inputs, &artifact, &timings);
+            outputs.stage_bytes(path, &manifest.to_bytes())?;
+        }
         console.say(format!(
             "{:>12}  model {} ({}: ROC AUC {:.3})",
             "model",
@@ -398,7 +416,7 @@ pub fn run_config(config_path: &Path, console: &Console) -> anyhow::Result<()> {
         paths.manifest.clone(),
     ];
     if must_train {
-        outcome.outputs.extend(paths.model.iter().cloned());
+        outcome.outputs.extend(paths.model_files().cloned());
     }
     let mut manifest = RunManifest::new("run");
     manifest.set("config_path", config_path.display().to_string());
