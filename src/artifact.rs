@@ -2,6 +2,14 @@
 //! value-segment models, the feature schema they expect (inside the churn model), the
 //! training window, horizon, metrics and version. `model.json` is the whole artifact;
 //! `metrics.json` repeats the metrics for people and dashboards.
+//!
+//! Reading a model checks its structure before anything applies it ([`crate::model::check`]
+//! for the churn and value-segment models, [`validate`] for the rest): a damaged or
+//! hand-edited file fails with every problem named, never a panic, a hang or quietly
+//! different scores. The SHA-256 of the `model.json` bytes is kept with the artifact read
+//! ([`ModelArtifact::sha256`]) for the manifests: SHA-256 rather than the FNV digest of the
+//! version string because anyone can check it with `sha256sum models/NAME/model.json`,
+//! and because it is made to tell any two files apart, where FNV only spreads values.
 
 use std::path::Path;
 
@@ -9,10 +17,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::asof::AsOf;
 use crate::model::ChurnModel;
+use crate::model::check::{InvalidModel, Problems, validate_churn_model};
 use crate::segment::touchpoints::RetentionTable;
-use crate::segment::value::ValueModel;
+use crate::segment::value::{ValueModel, ValueSegment};
 use crate::train::TrainMetrics;
-use crate::write::{WriteError, write_bytes};
+use crate::write::{OutputSet, WriteError};
 
 /// Bumped when the artifact layout changes incompatibly.
 pub const FORMAT: u32 = 1;
@@ -47,6 +56,10 @@ pub struct ModelArtifact {
     /// models trained without interactions, or before this table existed).
     #[serde(default)]
     pub touchpoints: RetentionTable,
+    /// SHA-256 (hex) of the `model.json` bytes this artifact was read from; `None` for a
+    /// model not yet saved. Not part of the file.
+    #[serde(skip)]
+    pub sha256: Option<String>,
 }
 
 /// Why a model could not be read or written.
@@ -58,6 +71,13 @@ pub enum ArtifactError {
     Unreadable { path: String, message: String },
     #[error("model `{path}` has format {found}, this churnseg reads format {FORMAT}: retrain it")]
     Format { path: String, found: u32 },
+    #[error(
+        "model `{path}` is damaged or was edited inconsistently, {problems}; restore the saved file or retrain it"
+    )]
+    Invalid {
+        path: String,
+        problems: InvalidModel,
+    },
     #[error(transparent)]
     Write(#[from] WriteError),
 }
@@ -91,16 +111,20 @@ impl ModelArtifact {
             churn,
             value,
             touchpoints,
+            sha256: None,
         }
     }
 
-    /// Writes `model.json` and `metrics.json` into `dir`, each atomically.
-    pub fn save(&self, dir: &Path) -> Result<(), ArtifactError> {
-        let model = serde_json::to_vec(self).map_err(|e| ArtifactError::Unreadable {
-            path: dir.display().to_string(),
+    /// `model.json`: the artifact as JSON.
+    pub fn to_json(&self) -> Result<Vec<u8>, ArtifactError> {
+        serde_json::to_vec(self).map_err(|e| ArtifactError::Unreadable {
+            path: self.model_version.clone(),
             message: e.to_string(),
-        })?;
-        write_bytes(&dir.join("model.json"), &model)?;
+        })
+    }
+
+    /// `metrics.json`: the metrics, importance and touchpoint retention, for people.
+    pub fn metrics_json(&self) -> Vec<u8> {
         let metrics = serde_json::json!({
             "model_version": self.model_version,
             "window": self.window,
@@ -109,11 +133,40 @@ impl ModelArtifact {
             "touchpoint_retention": self.touchpoints,
         });
         let text = serde_json::to_string_pretty(&metrics).unwrap_or_default();
-        write_bytes(&dir.join("metrics.json"), format!("{text}\n").as_bytes())?;
+        format!("{text}\n").into_bytes()
+    }
+
+    /// The files of a model directory.
+    pub fn files(dir: &Path) -> [std::path::PathBuf; 2] {
+        [dir.join("model.json"), dir.join("metrics.json")]
+    }
+
+    /// Stages `model.json` and `metrics.json` into `dir` (declared in `outputs`, see
+    /// [`ModelArtifact::files`]), and returns the artifact as a later [`ModelArtifact::load`]
+    /// will read it: parsed back from the staged bytes, checked, with their SHA-256.
+    pub fn stage(
+        &self,
+        outputs: &mut OutputSet,
+        dir: &Path,
+    ) -> Result<ModelArtifact, ArtifactError> {
+        let bytes = self.to_json()?;
+        let reread = ModelArtifact::from_bytes(&bytes, &dir.display().to_string())?;
+        let [model, metrics] = Self::files(dir);
+        outputs.stage_bytes(&model, &bytes)?;
+        outputs.stage_bytes(&metrics, &self.metrics_json())?;
+        Ok(reread)
+    }
+
+    /// Writes `model.json` and `metrics.json` into `dir`, together.
+    pub fn save(&self, dir: &Path) -> Result<(), ArtifactError> {
+        let [model, metrics] = Self::files(dir);
+        let mut outputs = OutputSet::begin("save", &[&model, &metrics])?;
+        self.stage(&mut outputs, dir)?;
+        outputs.commit()?;
         Ok(())
     }
 
-    /// Reads a model directory (or its `model.json` directly).
+    /// Reads and checks a model directory (or its `model.json` directly).
     pub fn load(path: &Path) -> Result<ModelArtifact, ArtifactError> {
         let file = if path.is_dir() {
             path.join("model.json")
@@ -128,26 +181,102 @@ impl ModelArtifact {
             path: shown.clone(),
             message: e.to_string(),
         })?;
+        Self::from_bytes(&bytes, &shown)
+    }
+
+    /// Parses and checks the bytes of a `model.json`; `shown` names it in errors.
+    pub fn from_bytes(bytes: &[u8], shown: &str) -> Result<ModelArtifact, ArtifactError> {
+        let unreadable = |e: serde_json::Error| ArtifactError::Unreadable {
+            path: shown.to_string(),
+            message: e.to_string(),
+        };
         #[derive(Deserialize)]
         struct Header {
             format: u32,
         }
-        let header: Header =
-            serde_json::from_slice(&bytes).map_err(|e| ArtifactError::Unreadable {
-                path: shown.clone(),
-                message: e.to_string(),
-            })?;
+        let header: Header = serde_json::from_slice(bytes).map_err(unreadable)?;
         if header.format != FORMAT {
             return Err(ArtifactError::Format {
-                path: shown,
+                path: shown.to_string(),
                 found: header.format,
             });
         }
-        serde_json::from_slice(&bytes).map_err(|e| ArtifactError::Unreadable {
-            path: shown,
-            message: e.to_string(),
-        })
+        let mut artifact: ModelArtifact = serde_json::from_slice(bytes).map_err(unreadable)?;
+        validate(&artifact).map_err(|problems| ArtifactError::Invalid {
+            path: shown.to_string(),
+            problems,
+        })?;
+        artifact.sha256 = Some(sha256_hex(bytes));
+        Ok(artifact)
     }
+}
+
+/// Checks an artifact's structure: the churn model, one value-segment model per segment
+/// (each checked as a churn model), a sane training window and a finite retention table.
+pub fn validate(artifact: &ModelArtifact) -> Result<(), InvalidModel> {
+    let mut p = Problems::default();
+    validate_churn_model(&artifact.churn, "churn", &mut p);
+    if let ValueModel::OneVsRest { models } = &artifact.value {
+        if models.len() != ValueSegment::ALL.len() {
+            p.push(
+                "value.models",
+                format!(
+                    "has {} models; one per value segment ({}) is needed",
+                    models.len(),
+                    ValueSegment::ALL.map(ValueSegment::name).join(", ")
+                ),
+            );
+        }
+        for (k, model) in models.iter().enumerate() {
+            validate_churn_model(model, &format!("value.models[{k}]"), &mut p);
+        }
+    }
+    if artifact.window.horizon_days == 0 {
+        p.push(
+            "window.horizon_days",
+            "is 0 (a horizon has at least one day)",
+        );
+    }
+    let table = &artifact.touchpoints;
+    if !(table.churn_rate.is_finite() && (0.0..=1.0).contains(&table.churn_rate)) {
+        p.push(
+            "touchpoints.churn_rate",
+            format!("{} is not a rate", table.churn_rate),
+        );
+    }
+    for (k, t) in table.touchpoints.iter().enumerate() {
+        let here = format!("touchpoints.touchpoints[{k}]");
+        if !t.retention_lift.is_finite() {
+            p.push(
+                &format!("{here}.retention_lift"),
+                format!("{} is not a finite number", t.retention_lift),
+            );
+        }
+        if let Some(cost) = t.mean_cost
+            && !(cost.is_finite() && cost >= 0.0)
+        {
+            p.push(
+                &format!("{here}.mean_cost"),
+                format!("{cost} is not a cost"),
+            );
+        }
+        if t.churned > t.users {
+            p.push(
+                &format!("{here}.churned"),
+                format!("{} churned of {} users", t.churned, t.users),
+            );
+        }
+    }
+    p.into_result()
+}
+
+/// SHA-256 of `bytes`, as lowercase hex (what `sha256sum` prints).
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// 64-bit FNV-1a: a stable digest for version strings (not for security).

@@ -37,7 +37,7 @@ use rayon::prelude::*;
 use crate::asof::{AsOf, MICROS_PER_DAY};
 use crate::segment::ChurnDriver;
 use crate::taxonomy::Taxonomy;
-use crate::write::{ParquetSink, WriteError, write_bytes};
+use crate::write::{OutputSet, ParquetSink, WriteError};
 
 /// What to generate.
 #[derive(Debug, Clone)]
@@ -722,6 +722,11 @@ pub fn generate(
     let subs_path = out_dir.join("subscribers.parquet");
     let tax_path = out_dir.join("taxonomy.toml");
     let truth_path = out_dir.join("truth.parquet");
+    // the four files are one set: a failed or killed run leaves the previous set whole
+    let mut outputs = OutputSet::begin(
+        "generate",
+        &[&events_path, &subs_path, &tax_path, &truth_path],
+    )?;
     let schema = event_schema(params);
     let mut sink = ParquetSink::create(&events_path, schema.clone())?;
     let mut subscribers = Vec::with_capacity(params.subscribers);
@@ -743,10 +748,11 @@ pub fn generate(
     }
     let churners = subscribers.iter().filter(|s| s.churn.is_some()).count();
     let subs_batch = subscriber_batch(params, &subscribers)?;
-    crate::write::write_parquet(&subs_path, &subs_batch)?;
-    crate::write::write_parquet(&truth_path, &truth_batch(params, &subscribers)?)?;
-    sink.commit()?;
-    write_bytes(&tax_path, Taxonomy::shipped().to_toml().as_bytes())?;
+    outputs.add(sink.finish()?)?;
+    outputs.stage_parquet(&subs_path, &subs_batch)?;
+    outputs.stage_parquet(&truth_path, &truth_batch(params, &subscribers)?)?;
+    outputs.stage_bytes(&tax_path, Taxonomy::shipped().to_toml().as_bytes())?;
+    outputs.commit()?;
     Ok(GenerateSummary {
         subscribers: subscribers.len(),
         events,

@@ -77,8 +77,13 @@ impl RunManifest {
 
     /// Writes the manifest atomically as pretty JSON.
     pub fn write(&self, path: &Path) -> Result<(), WriteError> {
+        write_bytes(path, &self.to_bytes())
+    }
+
+    /// The manifest as pretty JSON, as [`RunManifest::write`] writes it.
+    pub fn to_bytes(&self) -> Vec<u8> {
         let text = serde_json::to_string_pretty(&self.sections).unwrap_or_default();
-        write_bytes(path, format!("{text}\n").as_bytes())
+        format!("{text}\n").into_bytes()
     }
 
     /// The manifest as JSON.

@@ -12,6 +12,7 @@ use crate::console::{Console, human_bytes};
 use crate::features::{FeatureParams, FeatureTable};
 use crate::manifest::{RunManifest, StageTimings, manifest_path_for, peak_memory_bytes};
 use crate::pipeline::{self, Stage};
+use crate::write::OutputSet;
 
 #[derive(Debug, Args)]
 pub struct FeaturesArgs {
@@ -34,6 +35,9 @@ pub struct FeaturesArgs {
 
 pub fn run(args: FeaturesArgs, console: Console) -> anyhow::Result<()> {
     let start = Instant::now();
+    let manifest_path = manifest_path_for(&args.out);
+    let mut outputs = OutputSet::begin("features", &[&args.out, &manifest_path])?;
+    pipeline::say_notes(&console, &outputs);
     let mut timings = StageTimings::default();
     let spec = pipeline::input_spec(&args.inputs);
     let inputs = timings.time("load", || {
@@ -50,9 +54,7 @@ pub fn run(args: FeaturesArgs, console: Console) -> anyhow::Result<()> {
     let guards = crate::guard::check(&inputs, &table, &args.guards.settings(), None).enforce()?;
     guards.warnings().iter().for_each(|w| console.say(w));
     timings
-        .time("write", || {
-            crate::write::write_parquet(&args.out, &table.batch)
-        })
+        .time("write", || outputs.stage_parquet(&args.out, &table.batch))
         .context("writing the feature table")?;
     let mut manifest = RunManifest::new("features");
     manifest.set("inputs", inputs.describe());
@@ -60,9 +62,10 @@ pub fn run(args: FeaturesArgs, console: Console) -> anyhow::Result<()> {
     manifest.set("events", &table.events);
     manifest.set("guards", &guards);
     manifest.set("outputs", [args.out.display().to_string()]);
+    pipeline::set_recovered(&mut manifest, &outputs);
     manifest.finish(&timings);
-    let manifest_path = manifest_path_for(&args.out);
-    manifest.write(&manifest_path)?;
+    outputs.stage_bytes(&manifest_path, &manifest.to_bytes())?;
+    outputs.commit().context("writing the feature table")?;
     pipeline::summary(
         &console,
         Stage::Features,

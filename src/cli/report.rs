@@ -8,7 +8,8 @@ use clap::Args;
 use crate::artifact::ModelArtifact;
 use crate::console::Console;
 use crate::pipeline::{self, Stage};
-use crate::report::{read_scored, write_report};
+use crate::report::{read_scored, render};
+use crate::write::OutputSet;
 
 #[derive(Debug, Args)]
 pub struct ReportArgs {
@@ -28,10 +29,14 @@ pub struct ReportArgs {
 
 pub fn run(args: ReportArgs, console: Console) -> anyhow::Result<()> {
     let start = Instant::now();
+    let mut outputs = OutputSet::begin("report", &[&args.out])?;
+    pipeline::say_notes(&console, &outputs);
     let artifact = ModelArtifact::load(&args.model)?;
     let scored = read_scored(&args.scored)?;
     let previous = args.previous.as_deref().map(read_scored).transpose()?;
-    write_report(&args.out, &scored, &artifact, previous.as_ref())?;
+    let html = render(&scored, &artifact, previous.as_ref());
+    outputs.stage_bytes(&args.out, html.as_bytes())?;
+    outputs.commit()?;
     pipeline::summary(
         &console,
         Stage::Report,

@@ -7,12 +7,14 @@ use std::time::Instant;
 use clap::Args;
 
 use super::{GuardArgs, InputArgs};
+use crate::artifact::ModelArtifact;
 use crate::asof::AsOf;
 use crate::console::{Console, human_bytes};
-use crate::manifest::{RunManifest, StageTimings, peak_memory_bytes};
+use crate::manifest::{StageTimings, peak_memory_bytes};
 use crate::model::ChurnParams;
 use crate::pipeline::{self, Stage};
 use crate::train::{CandidateChoice, TrainParams, train};
+use crate::write::OutputSet;
 
 #[derive(Debug, Args)]
 pub struct TrainArgs {
@@ -55,6 +57,11 @@ pub struct TrainArgs {
 
 pub fn run(args: TrainArgs, console: Console) -> anyhow::Result<()> {
     let start = Instant::now();
+    // model.json, metrics.json and manifest.json are one set: declared and locked first
+    let [model_path, metrics_path] = ModelArtifact::files(&args.out);
+    let manifest_path = args.out.join("manifest.json");
+    let mut outputs = OutputSet::begin("train", &[&model_path, &metrics_path, &manifest_path])?;
+    pipeline::say_notes(&console, &outputs);
     let mut timings = StageTimings::default();
     let spec = pipeline::input_spec(&args.inputs);
     let inputs = timings.time("load", || {
@@ -82,16 +89,13 @@ pub fn run(args: TrainArgs, console: Console) -> anyhow::Result<()> {
         snapshot_step_days: args.snapshot_step,
         guards: args.guards.settings(),
     };
-    let (artifact, guards) = timings.time("train", || train(&inputs, &params, &console))?;
-    timings.time("write", || artifact.save(&args.out))?;
-    let mut manifest = RunManifest::new("train");
-    manifest.set("inputs", inputs.describe());
-    manifest.set("model_version", &artifact.model_version);
-    manifest.set("window", &artifact.window);
-    manifest.set("metrics", &artifact.metrics);
+    let (trained, guards) = timings.time("train", || train(&inputs, &params, &console))?;
+    let artifact = timings.time("write", || trained.stage(&mut outputs, &args.out))?;
+    let mut manifest = pipeline::model_manifest("train", &inputs, &artifact, &timings);
     manifest.set("guards", &guards);
-    manifest.finish(&timings);
-    manifest.write(&args.out.join("manifest.json"))?;
+    pipeline::set_recovered(&mut manifest, &outputs);
+    outputs.stage_bytes(&manifest_path, &manifest.to_bytes())?;
+    outputs.commit()?;
     let v = &artifact.metrics.validation;
     pipeline::summary(
         &console,

@@ -10,6 +10,7 @@
 //! - [`explain`]: reason codes and importance;
 //! - [`metrics`]: ROC AUC, PR AUC, lift, Brier, calibration error;
 //! - [`sample`]: seeded row samples, stratified splits and folds;
+//! - [`check`]: the structural checks a model read from disk must pass;
 //! - [`churn`]: [`ChurnParams`] → [`ValidChurnParams`] → [`ChurnModel`].
 //!
 //! ```no_run
@@ -25,6 +26,7 @@
 
 pub mod binning;
 pub mod calibration;
+pub mod check;
 pub mod churn;
 pub mod design;
 pub mod error;

@@ -1,7 +1,17 @@
 //! The nightly job (`churnseg run pipelines/FILE.toml`) and the scoring step it shares
 //! with `churnseg score`: generate inputs when the config asks and they are missing,
-//! (re)train when asked, score, and write the scored table, the manifest and the report,
-//! each atomically.
+//! (re)train when asked, score, and write the scored table, the manifest and the report.
+//!
+//! `run` is one atomic unit. Before any work it declares and locks everything it may
+//! write ([`RunOutputs`]: the model's `model.json`, `metrics.json` and `manifest.json`
+//! when it may train, then `scored.parquet`, `report.html` and `manifest.json` in
+//! `output.dir`; one `manifest.json`, the run's, when the two are one directory), so an unwritable, busy or misnamed output fails the run before anything
+//! is replaced. Each output is staged as it is made, and all are committed together once
+//! everything has succeeded; the guarantee, kill -9 inside the commit included, is
+//! [`crate::write::commit`]'s. Scoring reads the freshly trained model from its staged
+//! bytes, so the model on disk is never new while the scores are old, or the reverse. A
+//! check that must stop the run goes right before the commit, where nothing has been
+//! replaced yet. `score` commits its table and `NAME.manifest.json` the same way.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -23,6 +33,7 @@ use crate::model::ChurnParams;
 use crate::score::{ScoreParams, ScoreSummary, score};
 use crate::segment::Movement;
 use crate::train::{TrainParams, train};
+use crate::write::OutputSet;
 
 /// What a scoring run did, for its summary.
 pub struct ScoreOutcome {
@@ -122,9 +133,9 @@ fn targeting_line(t: &crate::score::Targeting) -> String {
     }
 }
 
-/// Scores already-loaded inputs and writes the scored Parquet to `out`; compares with
-/// `previous` (an earlier scored table, and what is known of its run) when given. The
-/// health guards are judged before anything is scored or written.
+/// Scores already-loaded inputs; compares with `previous` (an earlier scored table, and
+/// what is known of its run) when given. The health guards are judged before anything
+/// is scored. Writes nothing: the caller stages the table.
 #[allow(clippy::too_many_arguments)]
 pub fn score_inputs(
     inputs: &Inputs,
@@ -133,7 +144,6 @@ pub fn score_inputs(
     params: &ScoreParams,
     previous: Option<(&RecordBatch, &PreviousRun)>,
     guards: &GuardSettings,
-    out: &Path,
     timings: &mut StageTimings,
     console: &Console,
 ) -> anyhow::Result<ScoreOutcome> {
@@ -154,22 +164,21 @@ pub fn score_inputs(
         .with_context(|| format!("scoring with model `{}`", artifact.model_version))?;
     step.finish(format!("{} subscribers", scored.summary.rows));
     let movement = previous.map(|p| Movement::between(p, &scored.batch));
-    timings.time("write", || crate::write::write_parquet(out, &scored.batch))?;
     Ok(ScoreOutcome {
         subscribers: inputs.subscribers.len(),
         events: table.events,
         summary: scored.summary,
         timings: std::mem::take(timings),
         model_version: artifact.model_version.clone(),
-        outputs: vec![out.to_path_buf()],
+        outputs: Vec::new(),
         movement,
         scored: scored.batch,
         guards,
     })
 }
 
-/// `churnseg score`: load, score, write the table and its manifest. `previous` (an
-/// earlier scored file, which may be `out` itself) is read before anything is written.
+/// `churnseg score`: load, score, write the table and its manifest, together. `previous`
+/// (an earlier scored file, which may be `out` itself) is read before anything is written.
 #[allow(clippy::too_many_arguments)]
 pub fn score_to_file(
     spec: &InputSpec,
@@ -182,6 +191,9 @@ pub fn score_to_file(
     out: &Path,
     console: &Console,
 ) -> anyhow::Result<ScoreOutcome> {
+    let manifest_path = manifest_path_for(out);
+    let mut outputs = OutputSet::begin("score", &[out, &manifest_path])?;
+    super::say_notes(console, &outputs);
     let mut timings = StageTimings::default();
     let inputs = timings.time("load", || super::load_inputs(spec, strict, console))?;
     let previous = previous
@@ -199,22 +211,26 @@ pub fn score_to_file(
         params,
         previous.as_ref().map(|(b, r)| (b, r)),
         guards,
-        out,
         &mut timings,
         console,
     )?;
+    outcome
+        .timings
+        .time("write", || outputs.stage_parquet(out, &outcome.scored))?;
+    outcome.outputs = vec![out.to_path_buf(), manifest_path.clone()];
     let mut manifest = RunManifest::new("score");
     manifest.set("inputs", inputs.describe());
     manifest.set("as_of", as_of);
     manifest.set("events", &outcome.events);
     manifest.set("model_version", &artifact.model_version);
+    manifest.set("model_sha256", &artifact.sha256);
     manifest.set("model_metrics", &artifact.metrics);
     manifest.set("score_params", params);
     manifest.set("scored", &outcome.summary);
     manifest.set("movement", &outcome.movement);
     manifest.set("guards", &outcome.guards);
+    super::set_recovered(&mut manifest, &outputs);
     manifest.finish(&outcome.timings);
-    let manifest_path = manifest_path_for(out);
     manifest.set(
         "outputs",
         [
@@ -222,19 +238,84 @@ pub fn score_to_file(
             manifest_path.display().to_string(),
         ],
     );
-    manifest.write(&manifest_path)?;
-    outcome.outputs.push(manifest_path);
+    // A check that must stop scoring goes here: nothing has been replaced yet.
+    outputs.stage_bytes(&manifest_path, &manifest.to_bytes())?;
+    outputs.commit()?;
     Ok(outcome)
 }
 
-/// `churnseg run`: the whole nightly job from a config file; `allow` adds to the
-/// config's `guards.allow`.
+/// Every file `run` may write.
+pub struct RunOutputs {
+    /// `model.json` and `metrics.json` of the model directory.
+    pub model: [PathBuf; 2],
+    /// The model directory's `manifest.json`; `None` when the model directory is the
+    /// output directory, whose `manifest.json` is the run's (and names the model).
+    pub model_manifest: Option<PathBuf>,
+    pub scored: PathBuf,
+    pub report: PathBuf,
+    pub manifest: PathBuf,
+}
+
+impl RunOutputs {
+    pub fn of(config: &PipelineConfig) -> RunOutputs {
+        let (model_dir, dir) = (&config.train.model, &config.output.dir);
+        RunOutputs {
+            model: ModelArtifact::files(model_dir),
+            model_manifest: (!same_dir(model_dir, dir)).then(|| model_dir.join("manifest.json")),
+            scored: dir.join("scored.parquet"),
+            report: dir.join("report.html"),
+            manifest: dir.join("manifest.json"),
+        }
+    }
+
+    /// The model's files: written only when the run trains.
+    fn model_files(&self) -> impl Iterator<Item = &PathBuf> {
+        self.model.iter().chain(&self.model_manifest)
+    }
+
+    /// The files to declare: the model's only when the run may train.
+    pub fn declared(&self, may_train: bool) -> Vec<&Path> {
+        let model = self.model_files().filter(|_| may_train);
+        model
+            .chain([&self.scored, &self.report, &self.manifest])
+            .map(PathBuf::as_path)
+            .collect()
+    }
+}
+
+/// Whether two directory paths name the same directory (existing or not yet).
+fn same_dir(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => std::path::absolute(a).ok() == std::path::absolute(b).ok(),
+    }
+}
+
+/// `churnseg run`: the whole nightly job from a config file, committed as one unit;
+/// `allow` adds to the config's `guards.allow`.
 pub fn run_config(config_path: &Path, allow: &[String], console: &Console) -> anyhow::Result<()> {
     let start = Instant::now();
     let config = PipelineConfig::load(config_path)?;
     let mut guards = config.guards.clone();
     guards.allow.extend_from_slice(allow);
     let name = config.name.clone().unwrap_or_else(|| "pipeline".into());
+    let model_dir = &config.train.model;
+    let has_model = || model_dir.join("model.json").exists();
+    let may_train = match config.train.retrain {
+        Retrain::Always => true,
+        Retrain::IfMissing => !has_model(),
+        Retrain::Never => false,
+    };
+    let paths = RunOutputs::of(&config);
+    let mut outputs = OutputSet::begin("run", &paths.declared(may_train)).with_context(|| {
+        format!(
+            "opening the outputs of {} (`train.model` {}, `output.dir` {})",
+            config_path.display(),
+            model_dir.display(),
+            config.output.dir.display()
+        )
+    })?;
+    super::say_notes(console, &outputs);
     let mut timings = StageTimings::default();
     if let Some(g) = &config.generate
         && !config.inputs.subscribers.exists()
@@ -266,15 +347,10 @@ pub fn run_config(config_path: &Path, allow: &[String], console: &Console) -> an
     };
     let strict = config.inputs.strict;
     let inputs = timings.time("load", || super::load_inputs(&spec, strict, console))?;
-    let model_dir = &config.train.model;
-    let has_model = model_dir.join("model.json").exists();
-    let must_train = match config.train.retrain {
-        Retrain::Always => true,
-        Retrain::IfMissing => !has_model,
-        Retrain::Never => false,
-    };
+    // (opening the outputs may just have finished an interrupted commit of the model)
+    let must_train = may_train && (config.train.retrain == Retrain::Always || !has_model());
     let mut trained_guards = None;
-    if must_train {
+    let artifact = if must_train {
         let params = TrainParams {
             as_of: config.train.as_of,
             horizon_days: config.train.horizon_days,
@@ -294,10 +370,13 @@ pub fn run_config(config_path: &Path, allow: &[String], console: &Console) -> an
             touchpoint_windows: config.train.touchpoint_windows.clone(),
             guards: guards.clone(),
         };
-        let (artifact, train_guards) =
-            timings.time("train", || train(&inputs, &params, console))?;
+        let (trained, train_guards) = timings.time("train", || train(&inputs, &params, console))?;
         trained_guards = Some(train_guards);
-        timings.time("save model", || artifact.save(model_dir))?;
+        let artifact = timings.time("save model", || trained.stage(&mut outputs, model_dir))?;
+        if let Some(path) = &paths.model_manifest {
+            let manifest = super::model_manifest("run", &inputs, &artifact, &timings);
+            outputs.stage_bytes(path, &manifest.to_bytes())?;
+        }
         console.say(format!(
             "{:>12}  model {} ({} shipped, {}: ROC AUC {:.3})",
             "model",
@@ -306,8 +385,10 @@ pub fn run_config(config_path: &Path, allow: &[String], console: &Console) -> an
             artifact.metrics.validation.method,
             artifact.metrics.validation.churn.roc_auc
         ));
-    }
-    let artifact = ModelArtifact::load(model_dir)?;
+        artifact
+    } else {
+        ModelArtifact::load(model_dir)?
+    };
     let params = ScoreParams {
         high_risk_deciles: config.score.high_risk_deciles,
         max_touchpoints: config.score.max_touchpoints,
@@ -316,12 +397,10 @@ pub fn run_config(config_path: &Path, allow: &[String], console: &Console) -> an
         save_rate: config.score.save_rate,
         ..ScoreParams::default()
     };
-    let scored_path = config.output.dir.join("scored.parquet");
     // Last night's scores, if this job ran before: the baseline for drift and guards.
-    let previous_manifest = config.output.dir.join("manifest.json");
-    let previous = if scored_path.exists() {
-        let read = crate::report::read_scored(&scored_path).and_then(|batch| {
-            let run = PreviousRun::from_scored(&scored_path, &batch, Some(&previous_manifest))?;
+    let previous = if paths.scored.exists() {
+        let read = crate::report::read_scored(&paths.scored).and_then(|batch| {
+            let run = PreviousRun::from_scored(&paths.scored, &batch, Some(&paths.manifest))?;
             Ok((batch, run))
         });
         match read {
@@ -329,7 +408,7 @@ pub fn run_config(config_path: &Path, allow: &[String], console: &Console) -> an
             Err(e) => {
                 console.say(format!(
                     "warning: the previous {} cannot be read, so no movement is shown and the guards do not compare with it: {e:#}",
-                    scored_path.display()
+                    paths.scored.display()
                 ));
                 None
             }
@@ -344,28 +423,31 @@ pub fn run_config(config_path: &Path, allow: &[String], console: &Console) -> an
         &params,
         previous.as_ref().map(|(b, r)| (b, r)),
         &guards,
-        &scored_path,
         &mut timings,
         console,
     )?;
-    let report_path = config.output.dir.join("report.html");
-    outcome.timings.time("report", || {
-        crate::report::write_report(
-            &report_path,
-            &outcome.scored,
-            &artifact,
-            previous.as_ref().map(|p| &p.0),
-        )
+    outcome.timings.time("write", || {
+        outputs.stage_parquet(&paths.scored, &outcome.scored)
     })?;
-    outcome.outputs.push(report_path);
-    let manifest_path = config.output.dir.join("manifest.json");
-    outcome.outputs.push(manifest_path.clone());
+    outcome.timings.time("report", || {
+        let html = crate::report::render(&outcome.scored, &artifact, previous.as_ref().map(|p| &p.0));
+        outputs.stage_bytes(&paths.report, html.as_bytes())
+    })?;
+    outcome.outputs = vec![
+        paths.scored.clone(),
+        paths.report.clone(),
+        paths.manifest.clone(),
+    ];
+    if must_train {
+        outcome.outputs.extend(paths.model_files().cloned());
+    }
     let mut manifest = RunManifest::new("run");
     manifest.set("config_path", config_path.display().to_string());
     manifest.set("config", &config);
     manifest.set("inputs", inputs.describe());
     manifest.set("trained", must_train);
     manifest.set("model_version", &artifact.model_version);
+    manifest.set("model_sha256", &artifact.sha256);
     manifest.set("model_metrics", &artifact.metrics);
     manifest.set("events", &outcome.events);
     manifest.set("scored", &outcome.summary);
@@ -374,6 +456,7 @@ pub fn run_config(config_path: &Path, allow: &[String], console: &Console) -> an
     if let Some(g) = &trained_guards {
         manifest.set("train_guards", g);
     }
+    super::set_recovered(&mut manifest, &outputs);
     manifest.set(
         "outputs",
         outcome
@@ -383,7 +466,12 @@ pub fn run_config(config_path: &Path, allow: &[String], console: &Console) -> an
             .collect::<Vec<_>>(),
     );
     manifest.finish(&outcome.timings);
-    manifest.write(&manifest_path)?;
+    // A check that must stop the run goes here (adding its figures to `manifest` first):
+    // everything is staged, nothing has been replaced yet.
+    outputs.stage_bytes(&paths.manifest, &manifest.to_bytes())?;
+    outputs
+        .commit()
+        .context("committing the outputs of the run")?;
     super::summary(console, Stage::Run, &outcome.summary_lines(), start);
     Ok(())
 }

@@ -6,12 +6,14 @@ pub mod job;
 
 use std::time::Instant;
 
+use crate::artifact::ModelArtifact;
 use crate::cli::InputArgs;
 use crate::console::Console;
 use crate::features::accumulate::EventCounts;
 use crate::features::{self, FeatureParams, FeatureTable};
 use crate::load::{InputErrors, InputSpec, Inputs};
-use crate::manifest::StageTimings;
+use crate::manifest::{RunManifest, StageTimings};
+use crate::write::OutputSet;
 
 /// A command, for the summary's title.
 #[derive(Debug, Clone, Copy)]
@@ -184,6 +186,39 @@ pub fn summary(console: &Console, stage: Stage, lines: &[(&str, String)], start:
     for (key, value) in lines {
         console.say(format!("  {key:<12} {value}"));
     }
+}
+
+/// Says what opening a command's outputs found and did (a stale lock taken over, an
+/// interrupted commit finished or undone, temporary files removed).
+pub fn say_notes(console: &Console, outputs: &OutputSet) {
+    for note in outputs.notes() {
+        console.say(format!("note: {note}"));
+    }
+}
+
+/// Records those notes in a manifest, under `recovered`, when there are any.
+pub fn set_recovered(manifest: &mut RunManifest, outputs: &OutputSet) {
+    if !outputs.notes().is_empty() {
+        manifest.set("recovered", outputs.notes());
+    }
+}
+
+/// The manifest of a model directory (`models/NAME/manifest.json`), written by `train`
+/// and by a `run` that trains.
+pub fn model_manifest(
+    command: &str,
+    inputs: &Inputs,
+    artifact: &ModelArtifact,
+    timings: &StageTimings,
+) -> RunManifest {
+    let mut manifest = RunManifest::new(command);
+    manifest.set("inputs", inputs.describe());
+    manifest.set("model_version", &artifact.model_version);
+    manifest.set("model_sha256", &artifact.sha256);
+    manifest.set("window", &artifact.window);
+    manifest.set("metrics", &artifact.metrics);
+    manifest.finish(timings);
+    manifest
 }
 
 /// Touchpoint names missing from the taxonomy, with their event counts.

@@ -22,6 +22,23 @@ pub fn ok(args: &[&str]) -> String {
     stderr
 }
 
+/// `churnseg score` of the generated data in `data` at `as_of` with `model` into `out`.
+pub fn score(data: &Path, as_of: &str, model: &Path, out: &Path) -> Output {
+    churnseg(&[
+        "score",
+        "--subscribers",
+        s(&data.join("subscribers.parquet")),
+        "--interactions",
+        s(&data.join("interactions.parquet")),
+        "--as-of",
+        as_of,
+        "--model",
+        s(model),
+        "--out",
+        s(out),
+    ])
+}
+
 /// A whole Parquet file as one batch.
 pub fn read(path: &Path) -> RecordBatch {
     let file = std::fs::File::open(path).unwrap();
