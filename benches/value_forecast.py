@@ -116,7 +116,8 @@ def main():
     row = {
         "train_as_of": args.train_as_of, "score_as_of": args.score_as_of, "realised_as_of": later,
         "judged": int(len(j)), "movers": int(movers.sum()),
-        "model_method": report.get("method"),
+        "shipped": report.get("shipped") or ("model" if report.get("method") == "holdout" else "persistence"),
+        "margin": report.get("move_margin"),
         "predicted_moves": int((model_pred != persist).sum()),
         "model": {"overall": accuracy(model_pred, actual),
                   "movers": accuracy(model_pred[movers], actual[movers]),
@@ -132,7 +133,7 @@ def main():
         print(f"{name:12} {r['overall']:8.4f} {r['movers']:8.4f} {r['stayers']:8.4f}")
     print(f"judged {row['judged']} subscribers active at {args.score_as_of} and {later}; "
           f"{row['movers']} moved; the model predicted {row['predicted_moves']} moves "
-          f"(shipped: {row['model_method']})")
+          f"(shipped: {row['shipped']}, move margin {row['margin']})")
 
 
 if __name__ == "__main__":

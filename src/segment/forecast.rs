@@ -638,6 +638,23 @@ mod tests {
     }
 
     #[test]
+    fn the_forecast_is_the_same_bits_on_any_thread_count() {
+        let on = |threads| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(|| learn_from(2000, |p, x, _| if x > 0.8 { 100.0 - p } else { p }))
+        };
+        let ((one, _), (four, _)) = (on(1), on(4));
+        assert!(matches!(one, ValueModel::OneVsRest { .. }));
+        assert_eq!(
+            serde_json::to_string(&one).unwrap(),
+            serde_json::to_string(&four).unwrap()
+        );
+    }
+
+    #[test]
     fn a_forecast_that_cannot_beat_persistence_does_not_ship() {
         // Moves are noise no feature can see.
         let (model, report) = learn_from(3000, |p, _, rng| p + rng.random_range(-8.0..8.0));
