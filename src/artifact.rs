@@ -216,7 +216,17 @@ impl ModelArtifact {
 pub fn validate(artifact: &ModelArtifact) -> Result<(), InvalidModel> {
     let mut p = Problems::default();
     validate_churn_model(&artifact.churn, "churn", &mut p);
-    if let ValueModel::OneVsRest { models } = &artifact.value {
+    if let ValueModel::OneVsRest {
+        models,
+        move_margin,
+    } = &artifact.value
+    {
+        if !(move_margin.is_finite() && *move_margin >= 0.0) {
+            p.push(
+                "value.move_margin",
+                format!("{move_margin} is not a finite margin >= 0"),
+            );
+        }
         if models.len() != ValueSegment::ALL.len() {
             p.push(
                 "value.models",

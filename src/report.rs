@@ -341,8 +341,8 @@ pub fn render(
     }
     wsvg.push_str("</svg>");
     charts.push(("whale", "Whale curve", wsvg, format!(
-        "The top 20% make {:.0}% of profit; the bottom 30% lose {:.0}% of it. Profit peaks at {:.0}% of total with the best {:.0}% of customers; {:.0}% are unprofitable.",
-        100.0 * whale.top20_profit_share, 100.0 * whale.bottom30_loss_share, 100.0 * whale.peak_profit_share, 100.0 * whale.peak_customer_share, 100.0 * whale.unprofitable_share)));
+        "Ranked by profit: {}. Profit peaks at {:.0}% of total with the best {:.0}% of customers; {:.0}% are unprofitable. Forecast of the next period — {}.",
+        whale.summary(), 100.0 * whale.peak_profit_share, 100.0 * whale.peak_customer_share, 100.0 * whale.unprofitable_share, artifact.metrics.value_segments.summary())));
 
     // Value × risk matrix.
     let seg = column_strings(scored, "value_segment");

@@ -95,6 +95,22 @@ pub fn validate_churn_model(model: &ChurnModel, at: &str, p: &mut Problems) {
     if let Some(tree) = &model.tree {
         validate_tree_baseline(tree, schema, &format!("{at}.tree"), p);
     }
+    let w = model.candidate.tree_weight();
+    if !(0.0..=1.0).contains(&w) {
+        p.push(
+            &format!("{at}.candidate"),
+            format!("blend weight {w} is not in [0, 1]"),
+        );
+    }
+    if w < 1.0 && model.logistic.is_none() {
+        p.push(
+            &format!("{at}.candidate"),
+            format!(
+                "is `{}`, which needs the logistic regression, but the model has none",
+                model.candidate.kind().name()
+            ),
+        );
+    }
     if model.typical.len() != schema.len() {
         p.push(
             &format!("{at}.typical"),

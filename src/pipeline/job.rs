@@ -72,12 +72,11 @@ impl ScoreOutcome {
             (
                 "segments",
                 format!(
-                    "top20 {} / middle50 {} / bottom30 {}; top20 makes {:.0}% of profit, bottom30 loses {:.0}%",
+                    "top20 {} / middle50 {} / bottom30 {}; {}",
                     s.segments[0],
                     s.segments[1],
                     s.segments[2],
-                    100.0 * s.whale.top20_profit_share,
-                    100.0 * s.whale.bottom30_loss_share
+                    s.whale.summary()
                 ),
             ),
             (

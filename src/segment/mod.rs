@@ -1,7 +1,9 @@
 //! Segmentation (SPEC §1, §6): 80/20/30 value segments by trailing profit, the whale
-//! curve, lifecycle stages, churn drivers and loyalty actions with their touchpoints.
+//! curve, the forecast of next period's segment, lifecycle stages, churn drivers and
+//! loyalty actions with their touchpoints.
 
 pub mod driver;
+pub mod forecast;
 pub mod lifecycle;
 pub mod loyalty;
 pub mod movement;

@@ -2,16 +2,15 @@
 //! are `top20`, the next 50% `middle50`, the last 30% `bottom30`. Shares are exact
 //! (rounded to whole subscribers); ties keep input order, and unknown profit (null or
 //! NaN, from a missing `monthly_revenue`) ranks last.
+//!
+//! Where the ranking rests on little — a constant or nearly constant profit, or a cut
+//! that runs through many subscribers of equal profit, so that input order decides
+//! their segment — [`ProfitSpread`] (inside the [`WhaleCurve`]) says so, and the
+//! forecast of next period's segment ([`super::forecast`]) declines to learn from it.
 
-use std::sync::Arc;
-
-use arrow::array::{ArrayRef, Float64Array, RecordBatch};
-use arrow::datatypes::{DataType, Field};
-use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::features::{FeatureTable, column_f64};
-use crate::model::{ChurnModel, ChurnParams, ModelError};
+pub use super::forecast::{PROFIT_RANK, ValueModel, ValueModelReport};
 
 /// A value segment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -91,7 +90,8 @@ pub struct WhaleCurve {
     pub total_profit: f64,
     /// Profit of `top20` ÷ total profit.
     pub top20_profit_share: f64,
-    /// Loss of `bottom30` (minus their profit) ÷ total profit.
+    /// Loss of `bottom30` (minus their profit) ÷ total profit: negative when `bottom30`
+    /// makes money. Read it through [`WhaleCurve::shares_phrase`], which words the sign.
     pub bottom30_loss_share: f64,
     /// Share of subscribers with negative profit.
     pub unprofitable_share: f64,
@@ -100,6 +100,9 @@ pub struct WhaleCurve {
     pub peak_customer_share: f64,
     /// Cumulative profit share at 1%, 2%, …, 100% of customers (for plots).
     pub curve: Vec<f64>,
+    /// Whether the ranking behind the segments rests on real differences in profit.
+    #[serde(default)]
+    pub spread: ProfitSpread,
 }
 
 impl WhaleCurve {
@@ -139,7 +142,169 @@ impl WhaleCurve {
             peak_profit_share: share(peak),
             peak_customer_share: peak_at as f64 / n as f64,
             curve: curve.into_iter().map(share).collect(),
+            spread: ProfitSpread::from_ranking(profit, &order),
         }
+    }
+
+    /// [`Self::shares_phrase`], then the spread's warning when the segments rest on
+    /// nothing: the words of the score summary and the report.
+    pub fn summary(&self) -> String {
+        match &self.spread.warning {
+            Some(w) => format!("{}; warning: {w}", self.shares_phrase()),
+            None => self.shares_phrase(),
+        }
+    }
+
+    /// The profit shares in words, with the sign as it is: `top20 makes 62% of profit,
+    /// bottom30 loses 11%` when the bottom30 lose money, `… bottom30 makes 30%` when they
+    /// make it, and the amounts themselves when total profit is not positive (a share of
+    /// a loss reads backwards).
+    pub fn shares_phrase(&self) -> String {
+        let total = self.total_profit;
+        if total.is_nan() || total <= 0.0 {
+            return format!(
+                "total profit {total:.0} (not positive): top20 make {:+.0}, bottom30 {:+.0}",
+                self.top20_profit_share * total,
+                -self.bottom30_loss_share * total
+            );
+        }
+        let bottom = if self.bottom30_loss_share > 0.0 {
+            format!("bottom30 loses {:.0}%", 100.0 * self.bottom30_loss_share)
+        } else {
+            format!("bottom30 makes {:.0}%", -100.0 * self.bottom30_loss_share)
+        };
+        format!(
+            "top20 makes {:.0}% of profit, {bottom}",
+            100.0 * self.top20_profit_share
+        )
+    }
+}
+
+/// A cut running through a tie that holds at least this share of the subscribers means
+/// the segments rest on the tie-break (input order), not on profit. 1%: on data whose
+/// profits differ (the generated data has none) a tie that large is a plan price or a
+/// default value, not a coincidence.
+pub const TIE_SHARE_LIMIT: f64 = 0.01;
+
+/// Profit is nearly constant when the middle 90% of subscribers (5th to 95th
+/// percentile) lie within this share of the median profit of each other: the segments
+/// then separate subscribers by noise.
+pub const NEARLY_CONSTANT_SPREAD: f64 = 0.01;
+
+/// Whether the 20/50/30 cut rests on real differences in `profit_90d`: how many
+/// distinct values there are, how widely they spread, and how many subscribers share
+/// the profit at each cut, where input order decides who falls on which side.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ProfitSpread {
+    /// Subscribers with a known profit (not null or NaN).
+    pub known: usize,
+    /// Distinct known profit values.
+    pub distinct: usize,
+    /// Median of the finite profits, and their 95th minus 5th percentile.
+    pub median: Option<f64>,
+    pub central_spread: Option<f64>,
+    /// Subscribers sharing the profit at the 20% cut (`top20` | `middle50`) and at the
+    /// 70% cut (`middle50` | `bottom30`) when the cut runs through a tie (unknown
+    /// profits tie with each other); 0 when it does not.
+    pub tied_at_top_cut: usize,
+    pub tied_at_bottom_cut: usize,
+    /// Subscribers in those ties, each counted once: input order, not profit, decides
+    /// their segment.
+    pub decided_by_tie_break: usize,
+    /// Why the segments rest on nothing, when they do: constant or nearly constant
+    /// profit, or a tie of at least [`TIE_SHARE_LIMIT`] of the subscribers at a cut.
+    pub warning: Option<String>,
+}
+
+impl ProfitSpread {
+    /// Measures `profit`, ranked by [`profit_ranking`] into `order`.
+    fn from_ranking(profit: &[Option<f64>], order: &[usize]) -> ProfitSpread {
+        let n = order.len();
+        let key = |rank: usize| profit[order[rank]].filter(|p| !p.is_nan());
+        let known = order
+            .iter()
+            .filter(|&&i| profit[i].is_some_and(|p| !p.is_nan()))
+            .count();
+        let distinct = (0..known)
+            .filter(|&r| r == 0 || key(r) != key(r - 1))
+            .count();
+        // The finite profits, most profitable first (the ranking puts unknowns last).
+        let finite: Vec<f64> = (0..known)
+            .filter_map(key)
+            .filter(|p| p.is_finite())
+            .collect();
+        let quantile = |q: f64| finite[((1.0 - q) * (finite.len() - 1) as f64).round() as usize];
+        let (median, central_spread) = if finite.is_empty() {
+            (None, None)
+        } else {
+            (Some(quantile(0.5)), Some(quantile(0.95) - quantile(0.05)))
+        };
+        // The run of equal keys around each cut (ranks `start..end`), when the cut splits it.
+        let tie_at = |cut: usize| -> Option<(usize, usize)> {
+            if cut == 0 || cut >= n || key(cut - 1) != key(cut) {
+                return None;
+            }
+            let start = (0..cut).rev().take_while(|&r| key(r) == key(cut)).last()?;
+            let end = (cut..n).take_while(|&r| key(r) == key(cut)).last()? + 1;
+            Some((start, end))
+        };
+        let [top, middle, _] = segment_sizes(n);
+        let (upper, lower) = (tie_at(top), tie_at(top + middle));
+        let size = |t: Option<(usize, usize)>| t.map_or(0, |(a, b)| b - a);
+        let decided = match (upper, lower) {
+            (Some(u), Some(l)) if u == l => size(upper),
+            _ => size(upper) + size(lower),
+        };
+        let mut spread = ProfitSpread {
+            known,
+            distinct,
+            median,
+            central_spread,
+            tied_at_top_cut: size(upper),
+            tied_at_bottom_cut: size(lower),
+            decided_by_tie_break: decided,
+            warning: None,
+        };
+        let describe = |t: Option<(usize, usize)>, cut: &str| {
+            t.map(|(a, b)| {
+                let value = key(a).map_or("unknown".to_string(), |v| format!("{v:.2}"));
+                format!("{} at profit {value} at the {cut} cut", b - a)
+            })
+        };
+        spread.warning = if n == 0 {
+            None
+        } else if known == 0 {
+            Some("profit_90d is unknown for every subscriber: the 20/50/30 split follows input order, not value".into())
+        } else if distinct == 1 && known == n {
+            Some(format!(
+                "profit_90d is {:.2} for every subscriber: the 20/50/30 split follows input order, not value",
+                key(0).unwrap_or(0.0)
+            ))
+        } else if let (Some(m), Some(s)) = (median, central_spread)
+            && s <= NEARLY_CONSTANT_SPREAD * m.abs()
+        {
+            Some(format!(
+                "profit_90d is nearly constant: the middle 90% of subscribers lie within {s:.2} of each other ({:.2}% of the median {m:.2}), so the segments separate them by noise",
+                if m != 0.0 { 100.0 * s / m.abs() } else { 0.0 }
+            ))
+        } else if decided as f64 >= TIE_SHARE_LIMIT * n as f64 {
+            let ties: Vec<String> = if upper == lower {
+                describe(upper, "20% and the 70%").into_iter().collect()
+            } else {
+                [describe(upper, "20%"), describe(lower, "70%")]
+                    .into_iter()
+                    .flatten()
+                    .collect()
+            };
+            Some(format!(
+                "{decided} of {n} subscribers ({:.1}%) share the profit at a segment cut ({}): input order, not profit, decides their segment",
+                100.0 * decided as f64 / n as f64,
+                ties.join("; ")
+            ))
+        } else {
+            None
+        };
+        spread
     }
 }
 
@@ -169,7 +334,92 @@ mod tests {
         assert_eq!(w.curve.len(), 100);
     }
 
+    fn known(values: &[f64]) -> Vec<Option<f64>> {
+        values.iter().map(|&v| Some(v)).collect()
+    }
+
+    #[test]
+    fn constant_profit_is_called_what_it_is() {
+        // Every subscriber pays the same plan: the split follows input order.
+        let w = WhaleCurve::from_profit(&known(&[90.0; 50]));
+        let s = &w.spread;
+        assert_eq!((s.known, s.distinct), (50, 1));
+        assert_eq!((s.tied_at_top_cut, s.tied_at_bottom_cut), (50, 50));
+        assert_eq!(s.decided_by_tie_break, 50);
+        let warning = s.warning.as_deref().unwrap();
+        assert!(warning.contains("90.00 for every subscriber"), "{warning}");
+        // bottom30 make 30% of a positive profit: they do not "lose -30%"
+        assert_eq!(
+            w.shares_phrase(),
+            "top20 makes 20% of profit, bottom30 makes 30%"
+        );
+        let unknown = WhaleCurve::from_profit(&[None, None, None]);
+        assert!(
+            unknown
+                .spread
+                .warning
+                .unwrap()
+                .contains("unknown for every")
+        );
+    }
+
+    #[test]
+    fn a_cut_through_a_tie_is_reported_with_its_size() {
+        // 100 subscribers: 50 distinct high profits, 40 at 10.0 (ranks 50..90, through
+        // the 70% cut), 10 below.
+        let mut p: Vec<f64> = (0..50).map(|i| 1000.0 - i as f64).collect();
+        p.extend([10.0; 40]);
+        p.extend((0..10).map(|i| -(i as f64)));
+        let s = WhaleCurve::from_profit(&known(&p)).spread;
+        assert_eq!((s.tied_at_top_cut, s.tied_at_bottom_cut), (0, 40));
+        assert_eq!(s.decided_by_tie_break, 40);
+        let warning = s.warning.unwrap();
+        assert!(
+            warning.starts_with("40 of 100 subscribers (40.0%)")
+                && warning.contains("40 at profit 10.00 at the 70% cut"),
+            "{warning}"
+        );
+        // a tie that no cut runs through decides nothing
+        let mut q: Vec<f64> = (0..100).map(|i| 1000.0 - i as f64).collect();
+        q[40..50].fill(500.0);
+        let s = WhaleCurve::from_profit(&known(&q)).spread;
+        assert_eq!((s.decided_by_tie_break, s.warning), (0, None));
+    }
+
+    #[test]
+    fn nearly_constant_profit_is_flagged_but_a_real_spread_is_not() {
+        // 90.00 to 90.49: the middle 90% within 0.45 of each other, 0.5% of the median
+        let p: Vec<f64> = (0..50).map(|i| 90.0 + i as f64 / 100.0).collect();
+        let s = WhaleCurve::from_profit(&known(&p)).spread;
+        assert_eq!(s.decided_by_tie_break, 0);
+        assert!(s.warning.unwrap().contains("nearly constant"));
+        let base = [40.0, 40.0, 8.0, 8.0, 8.0, 8.0, 8.0, -5.0, -5.0, -10.0];
+        let w = WhaleCurve::from_profit(&known(&base));
+        assert_eq!(w.spread.warning, None, "{:?}", w.spread);
+        assert_eq!(
+            w.shares_phrase(),
+            "top20 makes 80% of profit, bottom30 loses 20%"
+        );
+    }
+
+    #[test]
+    fn shares_of_a_loss_are_given_as_amounts() {
+        let w = WhaleCurve::from_profit(&known(&[10.0, 5.0, -20.0, -30.0, -40.0]));
+        assert_eq!(w.total_profit, -75.0);
+        assert_eq!(
+            w.shares_phrase(),
+            "total profit -75 (not positive): top20 make +10, bottom30 -70"
+        );
+    }
+
     proptest! {
+        #[test]
+        fn distinct_profits_are_never_decided_by_the_tie_break(n in 1usize..300, seed in 0u64..1000) {
+            let p: Vec<Option<f64>> = (0..n).map(|i| Some(((i as u64 * 7919 + seed) % 100_003) as f64)).collect();
+            let s = WhaleCurve::from_profit(&p).spread;
+            prop_assert_eq!(s.decided_by_tie_break, 0);
+        }
+
         #[test]
         fn shares_are_exact_and_ordered_by_profit(profit in prop::collection::vec(prop::option::of(-100.0..100.0f64), 1..300)) {
             let seg = assign(&profit);
@@ -189,225 +439,4 @@ mod tests {
             }
         }
     }
-}
-
-/// Name of the extra feature the value model sees: the subscriber's current profit
-/// percentile (1 = most profitable), which is what persistence uses.
-pub const PROFIT_RANK: &str = "profit_rank_pct";
-
-/// How well the segment forecast did, next to persistence ("next period = this period").
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct ValueModelReport {
-    /// `holdout` (a seeded 20% of the subscriber pairs), or `none` for persistence.
-    pub method: String,
-    pub note: Option<String>,
-    pub rows: usize,
-    pub accuracy: f64,
-    pub persistence_accuracy: f64,
-    /// `confusion[actual][predicted]`, segments in order top20, middle50, bottom30.
-    pub confusion: [[u64; 3]; 3],
-    pub persistence_confusion: [[u64; 3]; 3],
-    /// Accuracy among subscribers with under 180 days of tenure, where forecasting matters most.
-    pub newcomer_accuracy: Option<f64>,
-    pub newcomer_persistence_accuracy: Option<f64>,
-}
-
-impl ValueModelReport {
-    pub fn summary(&self) -> String {
-        if self.method == "none" {
-            return format!(
-                "value-segment model: persistence ({})",
-                self.note.as_deref().unwrap_or("")
-            );
-        }
-        format!(
-            "value-segment model: accuracy {:.3} vs persistence {:.3} on {} held-out subscribers",
-            self.accuracy, self.persistence_accuracy, self.rows
-        )
-    }
-}
-
-/// The forecast of next period's value segment: one calibrated one-vs-rest classifier
-/// per segment, or persistence when there was no history to learn from.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub enum ValueModel {
-    Persistence { note: String },
-    OneVsRest { models: Vec<ChurnModel> },
-}
-
-/// The feature batch with the current profit percentile appended.
-fn with_profit_rank(batch: &RecordBatch) -> Result<RecordBatch, ModelError> {
-    let profit = column_f64(batch, "profit_90d");
-    let order = profit_ranking(&profit);
-    let n = order.len().max(1) as f64;
-    let mut pct = vec![0.0; order.len()];
-    for (rank, &i) in order.iter().enumerate() {
-        pct[i] = (rank as f64 + 0.5) / n;
-    }
-    let mut fields: Vec<Field> = batch
-        .schema()
-        .fields()
-        .iter()
-        .map(|f| f.as_ref().clone())
-        .collect();
-    let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
-    fields.push(Field::new(PROFIT_RANK, DataType::Float64, false));
-    columns.push(Arc::new(Float64Array::from(pct)));
-    RecordBatch::try_new(Arc::new(arrow::datatypes::Schema::new(fields)), columns)
-        .map_err(|e| ModelError::Data(e.to_string()))
-}
-
-impl ValueModel {
-    /// A model that forecasts no change.
-    pub fn persistence(note: &str) -> (ValueModel, ValueModelReport) {
-        let report = ValueModelReport {
-            method: "none".into(),
-            note: Some(note.into()),
-            ..Default::default()
-        };
-        (ValueModel::Persistence { note: note.into() }, report)
-    }
-
-    /// Learns segment moves from the subscribers in both snapshots: features at
-    /// `earlier`, target their segment at `current`. Judged on a seeded 20% holdout
-    /// against persistence, then refit on all pairs.
-    pub fn train(
-        earlier: &FeatureTable,
-        current: &FeatureTable,
-        params: &ChurnParams,
-        seed: u64,
-    ) -> Result<(ValueModel, ValueModelReport), ModelError> {
-        let now = assign(&column_f64(&current.batch, "profit_90d"));
-        let before = assign(&column_f64(&earlier.batch, "profit_90d"));
-        let position_now: std::collections::HashMap<u32, usize> = current
-            .rows
-            .iter()
-            .enumerate()
-            .map(|(i, &r)| (r, i))
-            .collect();
-        let pairs: Vec<(usize, ValueSegment)> = earlier
-            .rows
-            .iter()
-            .enumerate()
-            .filter_map(|(i, r)| position_now.get(r).map(|&j| (i, now[j])))
-            .collect();
-        let targets: Vec<ValueSegment> = pairs.iter().map(|p| p.1).collect();
-        let has_all = ValueSegment::ALL
-            .iter()
-            .all(|s| targets.iter().filter(|t| *t == s).count() >= 10);
-        if pairs.len() < 100 || !has_all {
-            return Ok(ValueModel::persistence(
-                "too few subscribers in both snapshots to learn segment moves",
-            ));
-        }
-        let batch = with_profit_rank(&earlier.batch)?;
-        let rows: Vec<usize> = pairs.iter().map(|p| p.0).collect();
-        let pair_batch = crate::train::take_rows(&batch, &rows)?;
-        let any_change: Vec<bool> = targets
-            .iter()
-            .enumerate()
-            .map(|(i, t)| *t != before[rows[i]])
-            .collect();
-        let (fit, test) = crate::train::stratified_split(&any_change, 0.2, seed);
-        let fit_model = ValueModel::fit(
-            &crate::train::take_rows(&pair_batch, &fit)?,
-            &pick(&targets, &fit),
-            params,
-        )?;
-        let test_batch = crate::train::take_rows(&pair_batch, &test)?;
-        let predicted = fit_model.predict_with_rank(&test_batch)?;
-        let actual = pick(&targets, &test);
-        let persisted: Vec<ValueSegment> = test.iter().map(|&i| before[rows[i]]).collect();
-        let tenure = column_f64(&test_batch, "tenure_days");
-        let newcomer: Vec<bool> = tenure
-            .iter()
-            .map(|t| t.is_some_and(|t| t < 180.0))
-            .collect();
-        let report = ValueModelReport {
-            method: "holdout".into(),
-            note: None,
-            rows: test.len(),
-            accuracy: accuracy(&predicted, &actual, None),
-            persistence_accuracy: accuracy(&persisted, &actual, None),
-            confusion: confusion(&predicted, &actual),
-            persistence_confusion: confusion(&persisted, &actual),
-            newcomer_accuracy: newcomer
-                .contains(&true)
-                .then(|| accuracy(&predicted, &actual, Some(&newcomer))),
-            newcomer_persistence_accuracy: newcomer
-                .contains(&true)
-                .then(|| accuracy(&persisted, &actual, Some(&newcomer))),
-        };
-        let model = ValueModel::fit(&pair_batch, &targets, params)?;
-        Ok((model, report))
-    }
-
-    fn fit(
-        batch: &RecordBatch,
-        targets: &[ValueSegment],
-        params: &ChurnParams,
-    ) -> Result<ValueModel, ModelError> {
-        // Three one-vs-rest models, fitted side by side: fewer rounds and no baselines
-        // keep this cheap.
-        let params = ChurnParams {
-            n_trees: params.n_trees.min(100),
-            baselines: false,
-            ..params.clone()
-        };
-        let checked = params.check()?;
-        let models = ValueSegment::ALL
-            .par_iter()
-            .map(|s| {
-                let labels: Vec<bool> = targets.iter().map(|t| t == s).collect();
-                ChurnModel::fit(batch, &labels, &checked)
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(ValueModel::OneVsRest { models })
-    }
-
-    fn predict_with_rank(&self, batch: &RecordBatch) -> Result<Vec<ValueSegment>, ModelError> {
-        match self {
-            ValueModel::Persistence { .. } => Ok(assign(&column_f64(batch, "profit_90d"))),
-            ValueModel::OneVsRest { models } => {
-                let probs = models
-                    .iter()
-                    .map(|m| m.predict_proba(batch))
-                    .collect::<Result<Vec<_>, _>>()?;
-                Ok((0..batch.num_rows())
-                    .map(|i| {
-                        let best = (0..3)
-                            .max_by(|&a, &b| probs[a][i].total_cmp(&probs[b][i]).then(b.cmp(&a)));
-                        ValueSegment::ALL[best.unwrap_or(1)]
-                    })
-                    .collect())
-            }
-        }
-    }
-
-    /// Forecasts next period's segment for every row of a feature batch.
-    pub fn predict(&self, batch: &RecordBatch) -> Result<Vec<ValueSegment>, ModelError> {
-        self.predict_with_rank(&with_profit_rank(batch)?)
-    }
-}
-
-fn pick<T: Copy>(values: &[T], positions: &[usize]) -> Vec<T> {
-    positions.iter().map(|&p| values[p]).collect()
-}
-
-fn accuracy(predicted: &[ValueSegment], actual: &[ValueSegment], mask: Option<&[bool]>) -> f64 {
-    let rows: Vec<usize> = (0..actual.len())
-        .filter(|&i| mask.is_none_or(|m| m[i]))
-        .collect();
-    if rows.is_empty() {
-        return 0.0;
-    }
-    rows.iter().filter(|&&i| predicted[i] == actual[i]).count() as f64 / rows.len() as f64
-}
-
-fn confusion(predicted: &[ValueSegment], actual: &[ValueSegment]) -> [[u64; 3]; 3] {
-    let mut m = [[0u64; 3]; 3];
-    for (p, a) in predicted.iter().zip(actual) {
-        m[a.index()][p.index()] += 1;
-    }
-    m
 }
