@@ -45,7 +45,7 @@ fn fixture() -> &'static Fixture {
     FIXTURE.get_or_init(|| {
         let dir = std::env::temp_dir().join(format!("churnseg-model-check-{}", std::process::id()));
         let data = dir.join("data");
-        let params = churnseg::generate::GenerateParams::new(900, 300, 11);
+        let params = churnseg::generate::GenerateParams::new(3000, 365, 11);
         churnseg::generate::generate(&params, &data, &|_| {}).unwrap();
         let spec = InputSpec {
             subscribers: data.join("subscribers.parquet"),
@@ -56,10 +56,11 @@ fn fixture() -> &'static Fixture {
         let inputs = Inputs::load(&spec).unwrap();
         let console = Console::silent();
         let train_params = TrainParams {
-            as_of: "2026-02-01".parse().unwrap(),
-            horizon_days: 60,
+            as_of: "2026-03-01".parse().unwrap(),
+            horizon_days: 90,
             churn: ChurnParams {
-                n_trees: 8,
+                // enough for the value-segment forecast to beat persistence and ship
+                n_trees: 40,
                 max_leaves: 8,
                 seed: 5,
                 ..ChurnParams::default()
@@ -69,10 +70,14 @@ fn fixture() -> &'static Fixture {
             extended: true,
             snapshots: 1,
             snapshot_step_days: 30,
+            // the reference walk below reads the trees: ship them
+            candidate: Some(churnseg::model::CandidateKind::Gbdt),
+            touchpoint_windows: churnseg::train::DEFAULT_TOUCHPOINT_WINDOWS.to_vec(),
+            guards: Default::default(),
         };
-        let artifact = train(&inputs, &train_params, &console).unwrap();
+        let (artifact, _) = train(&inputs, &train_params, &console).unwrap();
         assert!(
-            matches!(&artifact.value, ValueModel::OneVsRest { models } if models.len() == 3),
+            matches!(&artifact.value, ValueModel::OneVsRest { models, .. } if models.len() == 3),
             "the fixture needs trained value-segment models"
         );
         artifact.save(&dir.join("model")).unwrap();
