@@ -85,6 +85,23 @@ pub struct OutputSet {
     staged: Vec<(usize, StagedFile)>,
     locks: Vec<DirLock>,
     notes: Vec<String>,
+    /// Directories `begin` created, deepest first: removed again (when empty) if the set
+    /// is dropped without a commit, so a failed first run leaves no trace.
+    created: Vec<PathBuf>,
+}
+
+impl Drop for OutputSet {
+    fn drop(&mut self) {
+        if self.created.is_empty() {
+            return;
+        }
+        // the staged files and the locks first, then the directories they were in
+        self.staged.clear();
+        self.locks.clear();
+        for dir in &self.created {
+            let _ = fs::remove_dir(dir);
+        }
+    }
 }
 
 impl OutputSet {
@@ -93,6 +110,7 @@ impl OutputSet {
     pub fn begin(command: &str, targets: &[&Path]) -> Result<OutputSet, WriteError> {
         let mut declared: Vec<Target> = Vec::with_capacity(targets.len());
         let mut dirs: Vec<(PathBuf, String)> = Vec::new();
+        let mut created: Vec<PathBuf> = Vec::new();
         for &path in targets {
             let shown = path.display().to_string();
             if path.is_dir() {
@@ -111,6 +129,13 @@ impl OutputSet {
                 return Err(dir_error(std::io::Error::other(
                     "it exists and is not a directory",
                 )));
+            }
+            let mut missing = Some(parent.as_path()).filter(|p| !p.as_os_str().is_empty());
+            while let Some(d) = missing.filter(|d| !d.exists()) {
+                if !created.iter().any(|c: &PathBuf| c == d) {
+                    created.push(d.to_path_buf());
+                }
+                missing = d.parent().filter(|p| !p.as_os_str().is_empty());
             }
             fs::create_dir_all(&parent).map_err(dir_error)?;
             let dir = fs::canonicalize(&parent).map_err(dir_error)?;
@@ -134,6 +159,11 @@ impl OutputSet {
             staged: Vec::new(),
             locks: Vec::new(),
             notes: Vec::new(),
+            // deepest first
+            created: {
+                created.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
+                created
+            },
         };
         for (dir, shown) in &dirs {
             set.lock(dir, shown)?;
@@ -197,6 +227,8 @@ impl OutputSet {
     /// Puts every staged file in place, together (see the module doc). Declared files
     /// that were not staged keep their previous content.
     pub fn commit(mut self) -> Result<(), WriteError> {
+        // from here on the directories hold (or will hold) the outputs
+        self.created.clear();
         let staged = std::mem::take(&mut self.staged);
         if staged.is_empty() {
             return Ok(());
