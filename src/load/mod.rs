@@ -4,6 +4,7 @@
 //! Every check collects all problems it finds and reports them together, each naming
 //! the file, the column, what was expected, what was found, and an example row.
 
+pub mod columns;
 pub mod files;
 pub mod interactions;
 pub mod subscribers;
@@ -150,6 +151,6 @@ fn guess_string_ids(path: &Path, names: &InteractionColumns) -> bool {
     builder
         .schema()
         .field_with_name(&names.subscriber_id)
-        .map(|f| subscribers::is_string_like(f.data_type()))
+        .map(|f| columns::is_string_like(f.data_type()))
         .unwrap_or(false)
 }
