@@ -197,7 +197,7 @@ pub fn score_to_file(
     let inputs = timings.time("load", || super::load_inputs(spec, strict, console))?;
     let previous = previous
         .map(|p| {
-            let batch = crate::report::read_scored(p)
+            let batch = crate::load::read_scored(p)
                 .with_context(|| format!("reading the previous scored file {}", p.display()))?;
             let run = PreviousRun::from_scored(p, &batch, None)?;
             anyhow::Ok((batch, run))
@@ -398,10 +398,12 @@ pub fn run_config(config_path: &Path, allow: &[String], console: &Console) -> an
     };
     // Last night's scores, if this job ran before: the baseline for drift and guards.
     let previous = if paths.scored.exists() {
-        let read = crate::report::read_scored(&paths.scored).and_then(|batch| {
-            let run = PreviousRun::from_scored(&paths.scored, &batch, Some(&paths.manifest))?;
-            Ok((batch, run))
-        });
+        let read = crate::load::read_scored(&paths.scored)
+            .map_err(anyhow::Error::from)
+            .and_then(|batch| {
+                let run = PreviousRun::from_scored(&paths.scored, &batch, Some(&paths.manifest))?;
+                Ok((batch, run))
+            });
         match read {
             Ok(previous) => Some(previous),
             Err(e) => {
