@@ -52,7 +52,7 @@ pub struct ScoreArgs {
 pub fn run(args: ScoreArgs, console: Console) -> anyhow::Result<()> {
     let start = Instant::now();
     let artifact = ModelArtifact::load(&args.model)?;
-    let spec = pipeline::input_spec(&args.inputs);
+    let spec = args.inputs.spec();
     let params = ScoreParams {
         high_risk_deciles: args.high_risk_deciles,
         max_touchpoints: args.max_touchpoints as usize,

@@ -63,7 +63,7 @@ pub fn run(args: TrainArgs, console: Console) -> anyhow::Result<()> {
     let mut outputs = OutputSet::begin("train", &[&model_path, &metrics_path, &manifest_path])?;
     pipeline::say_notes(&console, &outputs);
     let mut timings = StageTimings::default();
-    let spec = pipeline::input_spec(&args.inputs);
+    let spec = args.inputs.spec();
     let inputs = timings.time("load", || {
         pipeline::load_inputs(&spec, args.inputs.strict, &console)
     })?;
