@@ -35,7 +35,7 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
     /// Boosting rounds.
-    #[arg(long, default_value_t = 300)]
+    #[arg(long, default_value_t = ChurnParams::default().n_trees)]
     pub trees: usize,
     /// Stack up to this many snapshots per model, --snapshot-step days apart, for more
     /// rows (only those with 90 days of history before them); the metrics then hold an
