@@ -64,7 +64,7 @@ pub fn run(args: FeaturesArgs, console: Console) -> anyhow::Result<()> {
     manifest.set("outputs", [args.out.display().to_string()]);
     pipeline::set_recovered(&mut manifest, &outputs);
     manifest.finish(&timings);
-    outputs.stage_bytes(&manifest_path, &manifest.to_bytes())?;
+    outputs.stage_bytes(&manifest_path, &manifest.to_bytes()?)?;
     outputs.commit().context("writing the feature table")?;
     pipeline::summary(
         &console,

@@ -94,7 +94,7 @@ pub fn run(args: TrainArgs, console: Console) -> anyhow::Result<()> {
     let mut manifest = pipeline::model_manifest("train", &inputs, &artifact, &timings);
     manifest.set("guards", &guards);
     pipeline::set_recovered(&mut manifest, &outputs);
-    outputs.stage_bytes(&manifest_path, &manifest.to_bytes())?;
+    outputs.stage_bytes(&manifest_path, &manifest.to_bytes()?)?;
     outputs.commit()?;
     let v = &artifact.metrics.validation;
     pipeline::summary(

@@ -182,7 +182,7 @@ fn default_generate_days() -> u32 {
     365
 }
 fn default_generate_end() -> AsOf {
-    AsOf::from_date(chrono::NaiveDate::from_ymd_opt(2026, 7, 1).unwrap_or_default())
+    AsOf::from_date(crate::generate::DEFAULT_END)
 }
 fn default_retrain() -> Retrain {
     Retrain::IfMissing

@@ -238,7 +238,7 @@ pub fn score_to_file(
         ],
     );
     // A check that must stop scoring goes here: nothing has been replaced yet.
-    outputs.stage_bytes(&manifest_path, &manifest.to_bytes())?;
+    outputs.stage_bytes(&manifest_path, &manifest.to_bytes()?)?;
     outputs.commit()?;
     Ok(outcome)
 }
@@ -374,7 +374,7 @@ pub fn run_config(config_path: &Path, allow: &[String], console: &Console) -> an
         let artifact = timings.time("save model", || trained.stage(&mut outputs, model_dir))?;
         if let Some(path) = &paths.model_manifest {
             let manifest = super::model_manifest("run", &inputs, &artifact, &timings);
-            outputs.stage_bytes(path, &manifest.to_bytes())?;
+            outputs.stage_bytes(path, &manifest.to_bytes()?)?;
         }
         console.say(format!(
             "{:>12}  model {} ({} shipped, {}: ROC AUC {:.3})",
@@ -469,7 +469,7 @@ pub fn run_config(config_path: &Path, allow: &[String], console: &Console) -> an
     manifest.finish(&outcome.timings);
     // A check that must stop the run goes here (adding its figures to `manifest` first):
     // everything is staged, nothing has been replaced yet.
-    outputs.stage_bytes(&paths.manifest, &manifest.to_bytes())?;
+    outputs.stage_bytes(&paths.manifest, &manifest.to_bytes()?)?;
     outputs
         .commit()
         .context("committing the outputs of the run")?;
