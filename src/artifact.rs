@@ -91,12 +91,17 @@ impl ModelArtifact {
         value: ValueModel,
         touchpoints: RetentionTable,
         metrics: TrainMetrics,
-    ) -> ModelArtifact {
+    ) -> Result<ModelArtifact, WriteError> {
         let digest = {
-            let models = serde_json::to_vec(&(&churn, &value, &touchpoints)).unwrap_or_default();
+            let models = serde_json::to_vec(&(&churn, &value, &touchpoints)).map_err(|e| {
+                WriteError::Serialize {
+                    what: format!("model `{name}`"),
+                    message: e.to_string(),
+                }
+            })?;
             fnv1a(&models)
         };
-        ModelArtifact {
+        Ok(ModelArtifact {
             format: FORMAT,
             model_version: format!(
                 "{name}-{}-{:08x}",
@@ -112,7 +117,7 @@ impl ModelArtifact {
             value,
             touchpoints,
             sha256: None,
-        }
+        })
     }
 
     /// `model.json`: the artifact as JSON.
@@ -124,7 +129,7 @@ impl ModelArtifact {
     }
 
     /// `metrics.json`: the metrics, importance and touchpoint retention, for people.
-    pub fn metrics_json(&self) -> Vec<u8> {
+    pub fn metrics_json(&self) -> Result<Vec<u8>, WriteError> {
         let metrics = serde_json::json!({
             "model_version": self.model_version,
             "window": self.window,
@@ -132,8 +137,11 @@ impl ModelArtifact {
             "feature_importance": self.churn.feature_importance(),
             "touchpoint_retention": self.touchpoints,
         });
-        let text = serde_json::to_string_pretty(&metrics).unwrap_or_default();
-        format!("{text}\n").into_bytes()
+        let text = serde_json::to_string_pretty(&metrics).map_err(|e| WriteError::Serialize {
+            what: format!("the metrics of model `{}`", self.model_version),
+            message: e.to_string(),
+        })?;
+        Ok(format!("{text}\n").into_bytes())
     }
 
     /// The files of a model directory.
@@ -153,7 +161,7 @@ impl ModelArtifact {
         let reread = ModelArtifact::from_bytes(&bytes, &dir.display().to_string())?;
         let [model, metrics] = Self::files(dir);
         outputs.stage_bytes(&model, &bytes)?;
-        outputs.stage_bytes(&metrics, &self.metrics_json())?;
+        outputs.stage_bytes(&metrics, &self.metrics_json()?)?;
         Ok(reread)
     }
 

@@ -6,6 +6,21 @@ use std::str::FromStr;
 
 use chrono::NaiveDate;
 
+/// A calendar date written in the source, checked when the program is built: an
+/// impossible date (`calendar_date!(2026, 2, 30)`) fails compilation instead of quietly
+/// becoming some default at run time.
+macro_rules! calendar_date {
+    ($year:expr, $month:expr, $day:expr) => {
+        const {
+            match chrono::NaiveDate::from_ymd_opt($year, $month, $day) {
+                Some(date) => date,
+                None => panic!("not a calendar date"),
+            }
+        }
+    };
+}
+pub(crate) use calendar_date;
+
 /// Microseconds in a day.
 pub const MICROS_PER_DAY: i64 = 86_400_000_000;
 
@@ -52,7 +67,7 @@ impl AsOf {
 }
 
 fn epoch() -> NaiveDate {
-    NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default()
+    calendar_date!(1970, 1, 1)
 }
 
 impl FromStr for AsOf {
@@ -90,6 +105,13 @@ impl<'de> serde::Deserialize<'de> for AsOf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn calendar_dates_are_the_dates_written() {
+        assert_eq!(epoch().to_string(), "1970-01-01");
+        assert_eq!(calendar_date!(2026, 7, 1).to_string(), "2026-07-01");
+        assert_eq!(crate::generate::DEFAULT_END.to_string(), "2026-07-01");
+    }
 
     #[test]
     fn parses_and_prints() {

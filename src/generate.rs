@@ -54,6 +54,9 @@ pub struct GenerateParams {
     pub ts_zone: Option<String>,
 }
 
+/// The day after the generated history ends by default (history up to 2026-06-30).
+pub const DEFAULT_END: NaiveDate = crate::asof::calendar_date!(2026, 7, 1);
+
 impl GenerateParams {
     /// Defaults: history up to 2026-06-30, microsecond UTC timestamps, integer ids.
     pub fn new(subscribers: usize, days: u32, seed: u64) -> GenerateParams {
@@ -61,7 +64,7 @@ impl GenerateParams {
             subscribers,
             days,
             seed,
-            end: NaiveDate::from_ymd_opt(2026, 7, 1).unwrap_or_default(),
+            end: DEFAULT_END,
             string_ids: false,
             ts_unit: TimeUnit::Microsecond,
             ts_zone: Some("UTC".into()),

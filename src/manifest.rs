@@ -77,13 +77,17 @@ impl RunManifest {
 
     /// Writes the manifest atomically as pretty JSON.
     pub fn write(&self, path: &Path) -> Result<(), WriteError> {
-        write_bytes(path, &self.to_bytes())
+        write_bytes(path, &self.to_bytes()?)
     }
 
     /// The manifest as pretty JSON, as [`RunManifest::write`] writes it.
-    pub fn to_bytes(&self) -> Vec<u8> {
-        let text = serde_json::to_string_pretty(&self.sections).unwrap_or_default();
-        format!("{text}\n").into_bytes()
+    pub fn to_bytes(&self) -> Result<Vec<u8>, WriteError> {
+        let text =
+            serde_json::to_string_pretty(&self.sections).map_err(|e| WriteError::Serialize {
+                what: "the run manifest".into(),
+                message: e.to_string(),
+            })?;
+        Ok(format!("{text}\n").into_bytes())
     }
 
     /// The manifest as JSON.

@@ -10,21 +10,9 @@ use arrow::array::RecordBatch;
 
 use crate::artifact::ModelArtifact;
 use crate::features::{column_f64, column_strings};
-use crate::load::ParquetSource;
 use crate::segment::movement::{RISK_BANDS, risk_band};
 use crate::segment::{Movement, ValueSegment, WhaleCurve};
 use crate::write::write_bytes;
-
-/// Reads a scored Parquet file into one batch.
-pub fn read_scored(path: &Path) -> anyhow::Result<RecordBatch> {
-    let source = ParquetSource::resolve(path)?;
-    let batches: Vec<RecordBatch> = source.read_all(None)?.into_iter().map(|(_, b)| b).collect();
-    let schema = match batches.first() {
-        Some(b) => b.schema(),
-        None => source.open(0)?.schema().clone(),
-    };
-    Ok(arrow::compute::concat_batches(&schema, &batches)?)
-}
 
 fn esc(text: &str) -> String {
     text.replace('&', "&amp;")

@@ -13,7 +13,6 @@ use arrow::datatypes::{DataType, Field, Schema};
 use serde::Serialize;
 
 use crate::artifact::ModelArtifact;
-use crate::asof::AsOf;
 use crate::features::{FeatureTable, column_f64};
 use crate::model::ModelError;
 pub use crate::model::metrics::risk_deciles;
@@ -333,15 +332,6 @@ pub fn score(
         batch: out,
         summary,
     })
-}
-
-/// The `as_of` a scored table was made for, when it says.
-pub fn scored_as_of(batch: &RecordBatch) -> Option<AsOf> {
-    let dates = batch
-        .column_by_name("as_of")?
-        .as_any()
-        .downcast_ref::<Date32Array>()?;
-    (!dates.is_empty()).then(|| AsOf::from_days(dates.value(0)))
 }
 
 #[cfg(test)]

@@ -109,6 +109,8 @@ pub enum TrainError {
     Model(#[from] ModelError),
     #[error(transparent)]
     Guard(#[from] crate::guard::GuardFailure),
+    #[error(transparent)]
+    Write(#[from] crate::write::WriteError),
     #[error(
         "no subscriber is active at {as_of} (signup_date < as_of and churn_date null or >= as_of): nothing to train on"
     )]
@@ -448,7 +450,7 @@ pub fn train(
         value,
         touchpoints,
         metrics,
-    );
+    )?;
     Ok((artifact, guards))
 }
 

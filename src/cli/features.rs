@@ -39,7 +39,7 @@ pub fn run(args: FeaturesArgs, console: Console) -> anyhow::Result<()> {
     let mut outputs = OutputSet::begin("features", &[&args.out, &manifest_path])?;
     pipeline::say_notes(&console, &outputs);
     let mut timings = StageTimings::default();
-    let spec = pipeline::input_spec(&args.inputs);
+    let spec = args.inputs.spec();
     let inputs = timings.time("load", || {
         pipeline::load_inputs(&spec, args.inputs.strict, &console)
     })?;
@@ -64,7 +64,7 @@ pub fn run(args: FeaturesArgs, console: Console) -> anyhow::Result<()> {
     manifest.set("outputs", [args.out.display().to_string()]);
     pipeline::set_recovered(&mut manifest, &outputs);
     manifest.finish(&timings);
-    outputs.stage_bytes(&manifest_path, &manifest.to_bytes())?;
+    outputs.stage_bytes(&manifest_path, &manifest.to_bytes()?)?;
     outputs.commit().context("writing the feature table")?;
     pipeline::summary(
         &console,

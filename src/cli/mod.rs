@@ -17,6 +17,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::asof::AsOf;
 use crate::console::Console;
 use crate::guard::{GuardFailure, GuardSettings, defaults};
+use crate::load::InputSpec;
 
 /// Churn risk, 80/20/30 value segments and loyalty targets from subscriber records and
 /// touchpoint history.
@@ -88,6 +89,22 @@ pub struct InputArgs {
     /// Subscriber columns not to use as features (comma-separated or repeated).
     #[arg(long, value_delimiter = ',', value_name = "COLUMN")]
     pub exclude_columns: Vec<String>,
+}
+
+impl InputArgs {
+    /// The input paths of a command line, with the default column names.
+    pub fn spec(&self) -> InputSpec {
+        InputSpec {
+            subscribers: self.subscribers.clone(),
+            interactions: self.interactions.clone(),
+            taxonomy: self.taxonomy.clone(),
+            subscriber_columns: crate::load::SubscriberColumns {
+                exclude: self.exclude_columns.clone(),
+                ..Default::default()
+            },
+            ..InputSpec::default()
+        }
+    }
 }
 
 /// The health guards of a data command (see the README, "Health guards"): which may fail

@@ -7,8 +7,9 @@ use clap::Args;
 
 use crate::artifact::ModelArtifact;
 use crate::console::Console;
+use crate::load::read_scored;
 use crate::pipeline::{self, Stage};
-use crate::report::{read_scored, render};
+use crate::report::render;
 use crate::write::OutputSet;
 
 #[derive(Debug, Args)]

@@ -28,7 +28,7 @@ pub struct ScoreArgs {
     #[arg(long)]
     pub out: PathBuf,
     /// Risk deciles counted as high risk (1–10).
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(1..=10))]
+    #[arg(long, default_value_t = ScoreParams::default().high_risk_deciles, value_parser = clap::value_parser!(u8).range(1..=10))]
     pub high_risk_deciles: u8,
     /// Recommended touchpoints per subscriber (1–3).
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(1..=3))]
@@ -37,10 +37,10 @@ pub struct ScoreArgs {
     #[arg(long)]
     pub budget: Option<f64>,
     /// Cost of one retention offer.
-    #[arg(long, default_value_t = 10.0)]
+    #[arg(long, default_value_t = ScoreParams::default().offer_cost)]
     pub offer_cost: f64,
     /// Share of would-be churners an offer keeps.
-    #[arg(long, default_value_t = 0.3)]
+    #[arg(long, default_value_t = ScoreParams::default().save_rate)]
     pub save_rate: f64,
     /// A previous scored file (it may be --out itself): the summary, manifest and report
     /// then show segment and risk movement since it, and the health guards compare with
@@ -52,7 +52,7 @@ pub struct ScoreArgs {
 pub fn run(args: ScoreArgs, console: Console) -> anyhow::Result<()> {
     let start = Instant::now();
     let artifact = ModelArtifact::load(&args.model)?;
-    let spec = pipeline::input_spec(&args.inputs);
+    let spec = args.inputs.spec();
     let params = ScoreParams {
         high_risk_deciles: args.high_risk_deciles,
         max_touchpoints: args.max_touchpoints as usize,

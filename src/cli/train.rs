@@ -35,7 +35,7 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
     /// Boosting rounds.
-    #[arg(long, default_value_t = 300)]
+    #[arg(long, default_value_t = ChurnParams::default().n_trees)]
     pub trees: usize,
     /// Stack up to this many snapshots per model, --snapshot-step days apart, for more
     /// rows (only those with 90 days of history before them); the metrics then hold an
@@ -63,7 +63,7 @@ pub fn run(args: TrainArgs, console: Console) -> anyhow::Result<()> {
     let mut outputs = OutputSet::begin("train", &[&model_path, &metrics_path, &manifest_path])?;
     pipeline::say_notes(&console, &outputs);
     let mut timings = StageTimings::default();
-    let spec = pipeline::input_spec(&args.inputs);
+    let spec = args.inputs.spec();
     let inputs = timings.time("load", || {
         pipeline::load_inputs(&spec, args.inputs.strict, &console)
     })?;
@@ -94,7 +94,7 @@ pub fn run(args: TrainArgs, console: Console) -> anyhow::Result<()> {
     let mut manifest = pipeline::model_manifest("train", &inputs, &artifact, &timings);
     manifest.set("guards", &guards);
     pipeline::set_recovered(&mut manifest, &outputs);
-    outputs.stage_bytes(&manifest_path, &manifest.to_bytes())?;
+    outputs.stage_bytes(&manifest_path, &manifest.to_bytes()?)?;
     outputs.commit()?;
     let v = &artifact.metrics.validation;
     pipeline::summary(

@@ -54,7 +54,7 @@ fn default_as_of(inputs: &Inputs) -> AsOf {
 
 pub fn run(args: ValidateArgs, console: Console) -> anyhow::Result<()> {
     let start = Instant::now();
-    let spec = pipeline::input_spec(&args.inputs);
+    let spec = args.inputs.spec();
     let inputs = match Inputs::load(&spec) {
         Ok(inputs) => inputs,
         Err(errors) => bail!("the inputs are not valid:\n{errors}"),

@@ -26,7 +26,8 @@ use arrow::datatypes::Float64Type;
 use super::codes::{self, ChannelCoder, ChannelRegistry, NO_KIND, NULL_CODE, TouchpointCoder};
 use crate::asof::{AsOf, MICROS_PER_DAY};
 use crate::load::IdIndex;
-use crate::load::interactions::{EventColumns, ts_micros_into};
+use crate::load::columns::ts_micros_into;
+use crate::load::interactions::EventColumns;
 
 /// Counter slots per band: all events, 4 categories, 4 stages, 6 kinds.
 pub const SLOTS: usize = 15;

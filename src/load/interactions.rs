@@ -4,17 +4,13 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
+use arrow::array::{Array, ArrayRef, RecordBatch};
 use arrow::compute::cast;
-use arrow::datatypes::{
-    DataType, Date32Type, Date64Type, Schema, TimeUnit, TimestampMicrosecondType,
-    TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType,
-};
+use arrow::datatypes::{DataType, Schema};
 
+use super::columns::{example, is_string_like};
 use super::files::RowGroupRef;
-use super::subscribers::{example, is_string_like};
 use super::{LoadError, ParquetSource};
-use crate::asof::MICROS_PER_DAY;
 
 /// Column names of the interactions (SPEC §2 defaults).
 #[derive(Debug, Clone)]
@@ -323,50 +319,4 @@ fn first_value(source: &ParquetSource, file: usize, name: &str) -> Option<String
     let column = batch.column(0);
     let row = (0..column.len()).find(|&r| column.is_valid(r))?;
     Some(example(column.as_ref(), row))
-}
-
-/// Writes the instants of a Timestamp (any unit, any zone: the stored value is UTC),
-/// Date32 or Date64 array as microseconds since the epoch into `out`, with `i64::MIN`
-/// for nulls. Returns false for other types.
-pub fn ts_micros_into(array: &dyn Array, out: &mut Vec<i64>) -> bool {
-    out.clear();
-    macro_rules! fill {
-        ($t:ty, $f:expr) => {{
-            let a = array.as_primitive::<$t>();
-            let f = $f;
-            if a.null_count() == 0 {
-                out.extend(a.values().iter().map(|&v| f(v as i64)));
-            } else {
-                out.extend(a.iter().map(|v| v.map_or(i64::MIN, |v| f(v as i64))));
-            }
-        }};
-    }
-    match array.data_type() {
-        DataType::Timestamp(TimeUnit::Second, _) => {
-            fill!(TimestampSecondType, |v: i64| v.saturating_mul(1_000_000))
-        }
-        DataType::Timestamp(TimeUnit::Millisecond, _) => {
-            fill!(TimestampMillisecondType, |v: i64| v.saturating_mul(1_000))
-        }
-        DataType::Timestamp(TimeUnit::Microsecond, _) => {
-            fill!(TimestampMicrosecondType, |v: i64| v)
-        }
-        DataType::Timestamp(TimeUnit::Nanosecond, _) => {
-            fill!(TimestampNanosecondType, |v: i64| v.div_euclid(1_000))
-        }
-        DataType::Date32 => fill!(Date32Type, |v: i64| v * MICROS_PER_DAY),
-        DataType::Date64 => fill!(Date64Type, |v: i64| v.saturating_mul(1_000)),
-        _ => return false,
-    }
-    true
-}
-
-/// Like [`ts_micros_into`], with nulls as `None`; `None` for unsupported types.
-pub fn to_micros(array: &dyn Array) -> Option<Vec<Option<i64>>> {
-    let mut out = Vec::with_capacity(array.len());
-    ts_micros_into(array, &mut out).then(|| {
-        out.into_iter()
-            .map(|v| (v != i64::MIN).then_some(v))
-            .collect()
-    })
 }

@@ -1,15 +1,19 @@
 //! Loading inputs (SPEC §2): resolving a path into Parquet files, reading the subscriber
-//! table into checked columns, and streaming the interactions by row group.
+//! table into checked columns, streaming the interactions by row group, and reading a
+//! scored table back.
 //!
 //! Every check collects all problems it finds and reports them together, each naming
 //! the file, the column, what was expected, what was found, and an example row.
 
+pub mod columns;
 pub mod files;
 pub mod interactions;
+pub mod scored;
 pub mod subscribers;
 
 pub use files::ParquetSource;
 pub use interactions::{EventColumns, Interactions};
+pub use scored::read_scored;
 pub use subscribers::{IdIndex, Subscribers};
 
 /// Why an input could not be loaded.
@@ -25,6 +29,9 @@ pub enum LoadError {
     Corrupt { path: String, message: String },
     #[error("{path} has {} problem(s):\n  - {}", problems.len(), problems.join("\n  - "))]
     Invalid { path: String, problems: Vec<String> },
+    /// Arrow refused to combine what was read (files of one input whose schemas differ).
+    #[error(transparent)]
+    Arrow(#[from] arrow::error::ArrowError),
 }
 
 impl LoadError {
@@ -150,6 +157,6 @@ fn guess_string_ids(path: &Path, names: &InteractionColumns) -> bool {
     builder
         .schema()
         .field_with_name(&names.subscriber_id)
-        .map(|f| subscribers::is_string_like(f.data_type()))
+        .map(|f| columns::is_string_like(f.data_type()))
         .unwrap_or(false)
 }

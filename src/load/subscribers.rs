@@ -9,9 +9,9 @@ use std::sync::Arc;
 use ahash::RandomState;
 use arrow::array::{Array, ArrayRef, AsArray, Float64Array, Int64Array, StringArray};
 use arrow::compute::{cast, concat};
-use arrow::datatypes::{DataType, Date32Type, Field, Int64Type};
-use arrow::util::display::array_value_to_string;
+use arrow::datatypes::{DataType, Field, Int64Type};
 
+use super::columns::{example, is_string_like, to_days};
 use super::{LoadError, ParquetSource};
 use crate::asof::AsOf;
 
@@ -292,40 +292,6 @@ impl Default for SubscriberColumns {
             monthly_cost: "monthly_cost".into(),
             exclude: Vec::new(),
         }
-    }
-}
-
-/// Formats one cell for an error message: `row 12: "abc"`.
-pub(crate) fn example(array: &dyn Array, row: usize) -> String {
-    let value = array_value_to_string(array, row).unwrap_or_else(|_| "?".into());
-    format!("row {row}: {value:?}")
-}
-
-/// Whether the type is a string, a large string, a string view or a dictionary of them.
-pub(crate) fn is_string_like(dt: &DataType) -> bool {
-    match dt {
-        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => true,
-        DataType::Dictionary(_, v) => is_string_like(v),
-        _ => false,
-    }
-}
-
-/// Converts a date-like array (Date32, Date64, Timestamp of any unit and zone) into
-/// days since the epoch (timestamps rounded down to their UTC day).
-pub(crate) fn to_days(array: &dyn Array) -> Option<Vec<Option<i32>>> {
-    let micros_per_day = 86_400_000_000i64;
-    match array.data_type() {
-        DataType::Date32 => Some(array.as_primitive::<Date32Type>().iter().collect()),
-        DataType::Date64 | DataType::Timestamp(_, _) => {
-            let micros = crate::load::interactions::to_micros(array)?;
-            Some(
-                micros
-                    .iter()
-                    .map(|m| m.map(|m| m.div_euclid(micros_per_day) as i32))
-                    .collect(),
-            )
-        }
-        _ => None,
     }
 }
 

@@ -15,6 +15,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::asof::AsOf;
 use crate::guard::GuardSettings;
+use crate::model::ChurnParams;
+use crate::score::ScoreParams;
 
 /// A nightly job.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -180,7 +182,7 @@ fn default_generate_days() -> u32 {
     365
 }
 fn default_generate_end() -> AsOf {
-    AsOf::from_date(chrono::NaiveDate::from_ymd_opt(2026, 7, 1).unwrap_or_default())
+    AsOf::from_date(crate::generate::DEFAULT_END)
 }
 fn default_retrain() -> Retrain {
     Retrain::IfMissing
@@ -188,26 +190,27 @@ fn default_retrain() -> Retrain {
 fn default_horizon() -> u32 {
     90
 }
+// The model and scoring defaults are said once, in `ChurnParams` and `ScoreParams`.
 fn default_trees() -> usize {
-    300
+    ChurnParams::default().n_trees
 }
 fn default_learning_rate() -> f64 {
-    0.05
+    ChurnParams::default().learning_rate
 }
 fn default_leaves() -> usize {
-    31
+    ChurnParams::default().max_leaves
 }
 fn default_high_risk_deciles() -> u8 {
-    3
+    ScoreParams::default().high_risk_deciles
 }
 fn default_touchpoints() -> usize {
-    2
+    ScoreParams::default().max_touchpoints
 }
 fn default_offer_cost() -> f64 {
-    10.0
+    ScoreParams::default().offer_cost
 }
 fn default_save_rate() -> f64 {
-    0.3
+    ScoreParams::default().save_rate
 }
 
 /// Why a config could not be used.

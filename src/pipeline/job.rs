@@ -197,7 +197,7 @@ pub fn score_to_file(
     let inputs = timings.time("load", || super::load_inputs(spec, strict, console))?;
     let previous = previous
         .map(|p| {
-            let batch = crate::report::read_scored(p)
+            let batch = crate::load::read_scored(p)
                 .with_context(|| format!("reading the previous scored file {}", p.display()))?;
             let run = PreviousRun::from_scored(p, &batch, None)?;
             anyhow::Ok((batch, run))
@@ -238,7 +238,7 @@ pub fn score_to_file(
         ],
     );
     // A check that must stop scoring goes here: nothing has been replaced yet.
-    outputs.stage_bytes(&manifest_path, &manifest.to_bytes())?;
+    outputs.stage_bytes(&manifest_path, &manifest.to_bytes()?)?;
     outputs.commit()?;
     Ok(outcome)
 }
@@ -374,7 +374,7 @@ pub fn run_config(config_path: &Path, allow: &[String], console: &Console) -> an
         let artifact = timings.time("save model", || trained.stage(&mut outputs, model_dir))?;
         if let Some(path) = &paths.model_manifest {
             let manifest = super::model_manifest("run", &inputs, &artifact, &timings);
-            outputs.stage_bytes(path, &manifest.to_bytes())?;
+            outputs.stage_bytes(path, &manifest.to_bytes()?)?;
         }
         console.say(format!(
             "{:>12}  model {} ({} shipped, {}: ROC AUC {:.3})",
@@ -398,10 +398,12 @@ pub fn run_config(config_path: &Path, allow: &[String], console: &Console) -> an
     };
     // Last night's scores, if this job ran before: the baseline for drift and guards.
     let previous = if paths.scored.exists() {
-        let read = crate::report::read_scored(&paths.scored).and_then(|batch| {
-            let run = PreviousRun::from_scored(&paths.scored, &batch, Some(&paths.manifest))?;
-            Ok((batch, run))
-        });
+        let read = crate::load::read_scored(&paths.scored)
+            .map_err(anyhow::Error::from)
+            .and_then(|batch| {
+                let run = PreviousRun::from_scored(&paths.scored, &batch, Some(&paths.manifest))?;
+                Ok((batch, run))
+            });
         match read {
             Ok(previous) => Some(previous),
             Err(e) => {
@@ -467,7 +469,7 @@ pub fn run_config(config_path: &Path, allow: &[String], console: &Console) -> an
     manifest.finish(&outcome.timings);
     // A check that must stop the run goes here (adding its figures to `manifest` first):
     // everything is staged, nothing has been replaced yet.
-    outputs.stage_bytes(&paths.manifest, &manifest.to_bytes())?;
+    outputs.stage_bytes(&paths.manifest, &manifest.to_bytes()?)?;
     outputs
         .commit()
         .context("committing the outputs of the run")?;

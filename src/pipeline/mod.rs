@@ -7,7 +7,6 @@ pub mod job;
 use std::time::Instant;
 
 use crate::artifact::ModelArtifact;
-use crate::cli::InputArgs;
 use crate::console::Console;
 use crate::features::accumulate::EventCounts;
 use crate::features::{self, FeatureParams, FeatureTable};
@@ -54,20 +53,6 @@ pub enum PipelineError {
         .0.iter().map(|(k, v)| format!("`{k}` ({v} events)")).collect::<Vec<_>>().join(", ")
     )]
     UnknownTouchpoints(Vec<(String, u64)>),
-}
-
-/// The input paths of a command line, with the default column names.
-pub fn input_spec(args: &InputArgs) -> InputSpec {
-    InputSpec {
-        subscribers: args.subscribers.clone(),
-        interactions: args.interactions.clone(),
-        taxonomy: args.taxonomy.clone(),
-        subscriber_columns: crate::load::SubscriberColumns {
-            exclude: args.exclude_columns.clone(),
-            ..Default::default()
-        },
-        ..InputSpec::default()
-    }
 }
 
 /// Loads and checks the inputs, logging what was read. Under `strict`, touchpoints

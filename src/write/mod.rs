@@ -43,6 +43,8 @@ pub enum WriteError {
     IsDirectory { path: String },
     #[error("cannot write `{path}`: it does not name a file")]
     NotAFile { path: String },
+    #[error("cannot serialise {what}: {message}")]
+    Serialize { what: String, message: String },
     #[error("`{path}` would be written twice by one command")]
     Twice { path: String },
     #[error("output directory `{dir}` cannot be written: {source}")]
