@@ -342,9 +342,9 @@ impl ValueModel {
             .zip(&persisted)
             .map(|(t, p)| t != p)
             .collect();
-        let (rest, test) = crate::train::stratified_split(&moved, 0.2, seed);
+        let (rest, test) = crate::model::sample::stratified_split(&moved, 0.2, seed);
         let (fit, validation) =
-            crate::train::stratified_split(&pick(&moved, &rest), 0.25, seed.wrapping_add(1));
+            crate::model::sample::stratified_split(&pick(&moved, &rest), 0.25, seed.wrapping_add(1));
         let (fit, validation) = (pick(&rest, &fit), pick(&rest, &validation));
         let fit_targets = pick(&targets, &fit);
         if ValueSegment::ALL
@@ -355,14 +355,14 @@ impl ValueModel {
         }
 
         let batch = with_profit_rank(earlier.batch)?;
-        let pair_batch = crate::train::take_rows(&batch, &rows)?;
+        let pair_batch = crate::model::sample::take_rows(&batch, &rows)?;
         let models = fit_models(
-            &crate::train::take_rows(&pair_batch, &fit)?,
+            &crate::model::sample::take_rows(&pair_batch, &fit)?,
             &fit_targets,
             params,
         )?;
         let judge = |positions: &[usize]| -> Result<_, ModelError> {
-            let part = crate::train::take_rows(&pair_batch, positions)?;
+            let part = crate::model::sample::take_rows(&pair_batch, positions)?;
             let probs = probabilities(&models, &part)?;
             let tenure = column_f64(&part, "tenure_days");
             Ok((probs, tenure))
