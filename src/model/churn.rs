@@ -393,7 +393,8 @@ pub struct CandidateFit {
     train_rows: usize,
     /// Blend weight chosen on the held-out rows, when both models were fitted.
     blend_weight: Option<f64>,
-    /// Logistic margins of every row, for in-sample probabilities (computed on demand).
+    /// The training rows' feature matrix: the logistic regression's in-sample margins and
+    /// contributions (for importance) are read from it.
     x: ndarray::Array2<f64>,
 }
 
