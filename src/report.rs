@@ -266,9 +266,17 @@ pub fn render(
             .candidates
             .iter()
             .map(|c| (c.name.clone(), &c.churn, c.name == v.chosen))
-            .chain(v.baselines.iter().map(|(n, m)| (format!("baseline {n}"), m, false)));
+            .chain(
+                v.baselines
+                    .iter()
+                    .map(|(n, m)| (format!("baseline {n}"), m, false)),
+            );
         for (name, m, shipped) in rows {
-            let style = if shipped { r#" style="font-weight: bold""# } else { "" };
+            let style = if shipped {
+                r#" style="font-weight: bold""#
+            } else {
+                ""
+            };
             let _ = write!(
                 t,
                 "<tr{style}><th>{}{}</th><td>{:.4}</td><td>{:.4}</td><td>{:.4}</td><td>{:.4}</td></tr>",

@@ -29,10 +29,10 @@ use crate::console::Console;
 use crate::features::{FeatureParams, FeatureTable, column_f64};
 use crate::load::Inputs;
 use crate::model::sample::stratified_folds;
+pub use crate::model::sample::{stratified_split, take_rows};
 use crate::model::{
     Candidate, CandidateFit, CandidateKind, ChurnMetrics, ChurnModel, ChurnParams, ModelError,
 };
-pub use crate::model::sample::{stratified_split, take_rows};
 use crate::pipeline::{self, PipelineError};
 use crate::segment::touchpoints::RetentionTable;
 use crate::segment::value::{ValueModel, ValueModelReport};
@@ -314,8 +314,7 @@ pub fn train(
         None => None,
     };
     let history_ok = snapshots.complete(earlier_as_of);
-    let oot_possible =
-        history_ok && earlier.as_ref().is_some_and(|e| enough_of_both(&e.labels));
+    let oot_possible = history_ok && earlier.as_ref().is_some_and(|e| enough_of_both(&e.labels));
     let step = console.progress(0, "validate", "");
     let validation_params = ChurnParams {
         baselines: true,
@@ -324,8 +323,12 @@ pub fn train(
     .check()?;
     let mut validation = if oot_possible {
         let fit = snapshots.stacked(earlier_as_of)?;
-        let candidates =
-            CandidateFit::fit(&stacked_batch(&fit)?, &stacked_labels(&fit), &validation_params, true)?;
+        let candidates = CandidateFit::fit(
+            &stacked_batch(&fit)?,
+            &stacked_labels(&fit),
+            &validation_params,
+            true,
+        )?;
         let probs = candidates.candidate_proba(&current.table.batch)?;
         let tree = candidates.baseline_proba(&current.table.batch)?;
         judge(
@@ -351,7 +354,13 @@ pub fn train(
                 "the snapshot at {earlier_as_of} has fewer than {MIN_CLASS_ROWS} churners or non-churners"
             )
         };
-        cross_validate(&current.table.batch, &current.labels, &validation_params, params, note)?
+        cross_validate(
+            &current.table.batch,
+            &current.labels,
+            &validation_params,
+            params,
+            note,
+        )?
     };
     let chosen = validation_candidate(&validation);
     if oot_possible && params.snapshots > 1 {
@@ -798,10 +807,7 @@ fn validation_candidate(v: &Validation) -> CandidateKind {
 fn validation_scope(v: &Validation) -> String {
     match v.fit_as_of {
         Some(fit) => format!("fit at {fit}, judged on {}", v.judged_as_of),
-        None => format!(
-            "{} out-of-fold rows of {}",
-            v.churn.rows, v.judged_as_of
-        ),
+        None => format!("{} out-of-fold rows of {}", v.churn.rows, v.judged_as_of),
     }
 }
 

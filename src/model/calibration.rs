@@ -438,7 +438,10 @@ mod tests {
         let (cal, report) = choose(&[0.1, 0.2, 3.0], &[false, false, true], 1);
         assert_eq!(cal.name(), "platt");
         assert_eq!(report.isotonic_brier, None);
-        assert!(report.note.is_some(), "one churner: intercept only, said so");
+        assert!(
+            report.note.is_some(),
+            "one churner: intercept only, said so"
+        );
         let top = cal.apply(f64::INFINITY);
         assert!(top > 0.0 && top < 1.0, "{top}");
         assert!(Calibrator::Sigmoid.apply(-1e9) > 0.0);

@@ -141,7 +141,9 @@ pub enum Candidate {
     Gbdt,
     Logistic,
     /// `weight × trees' margin + (1 − weight) × logistic margin`.
-    Blend { weight: f64 },
+    Blend {
+        weight: f64,
+    },
 }
 
 impl Candidate {
@@ -163,12 +165,20 @@ impl Candidate {
     }
 
     /// Combines the two margins (either may be absent when its weight is 0 or 1).
-    fn combine(self, trees: Option<&[f64]>, logistic: Option<&[f64]>) -> Result<Vec<f64>, ModelError> {
+    fn combine(
+        self,
+        trees: Option<&[f64]>,
+        logistic: Option<&[f64]>,
+    ) -> Result<Vec<f64>, ModelError> {
         let w = self.tree_weight();
         match (trees, logistic) {
             (Some(t), _) if w == 1.0 => Ok(t.to_vec()),
             (_, Some(l)) if w == 0.0 => Ok(l.to_vec()),
-            (Some(t), Some(l)) => Ok(t.iter().zip(l).map(|(t, l)| w * t + (1.0 - w) * l).collect()),
+            (Some(t), Some(l)) => Ok(t
+                .iter()
+                .zip(l)
+                .map(|(t, l)| w * t + (1.0 - w) * l)
+                .collect()),
             _ => Err(ModelError::Data(format!(
                 "the `{}` candidate needs the logistic regression, which was not fitted",
                 self.kind().name()
@@ -440,8 +450,13 @@ impl CandidateFit {
         let fit_logistic = || -> Option<Result<LogisticFit, ModelError>> {
             with_logistic.then(|| {
                 let x_train = x.select(Axis(0), &train);
-                let first =
-                    LogisticBaseline::fit_cv(x_train.view(), &y_train, &types, p.logistic_alpha, p.seed)?;
+                let first = LogisticBaseline::fit_cv(
+                    x_train.view(),
+                    &y_train,
+                    &types,
+                    p.logistic_alpha,
+                    p.seed,
+                )?;
                 let held_margins = first.predict_margin(x.select(Axis(0), &held).view())?;
                 let model = if p.refit && !held.is_empty() {
                     LogisticBaseline::fit(x.view(), labels, &types, first.alpha, p.seed)?
@@ -460,13 +475,25 @@ impl CandidateFit {
             }
             let x_train = x.select(Axis(0), &train);
             let min_leaf = p.min_data_in_leaf.max(1);
-            match TreeBaseline::fit(x_train.view(), &y_train, &types, p.tree_max_depth, min_leaf, p.seed) {
+            match TreeBaseline::fit(
+                x_train.view(),
+                &y_train,
+                &types,
+                p.tree_max_depth,
+                min_leaf,
+                p.seed,
+            ) {
                 Ok(t) => (Some(t), Vec::new()),
                 Err(e) => (None, vec![e.to_string()]),
             }
         };
         let (((logistic, (tree, errors)), typical), trees) = rayon::join(
-            || rayon::join(|| rayon::join(fit_logistic, fit_tree), || schema.typical_values(&x)),
+            || {
+                rayon::join(
+                    || rayon::join(fit_logistic, fit_tree),
+                    || schema.typical_values(&x),
+                )
+            },
             || fit_trees(&x, &types, labels, &train, &held, &y_train, &y_held, params),
         );
         let trees = trees?;
@@ -536,7 +563,10 @@ impl CandidateFit {
     }
 
     /// The calibrator of a candidate, fitted on the margins of the held-out rows.
-    fn calibrator(&self, candidate: Candidate) -> Result<(Calibrator, CalibrationReport), ModelError> {
+    fn calibrator(
+        &self,
+        candidate: Candidate,
+    ) -> Result<(Calibrator, CalibrationReport), ModelError> {
         let held = candidate.combine(
             Some(&self.trees.held),
             self.logistic.as_ref().map(|l| &l.held[..]),
@@ -678,8 +708,16 @@ fn fit_trees(
         .check()?;
         let small = small_data_params(p, labels.len()).check()?;
         let (a, b) = rayon::join(
-            || default.gbdt.fit_binned_margins(&binned, Some(train), y_train, valid),
-            || small.gbdt.fit_binned_margins(&binned, Some(train), y_train, valid),
+            || {
+                default
+                    .gbdt
+                    .fit_binned_margins(&binned, Some(train), y_train, valid)
+            },
+            || {
+                small
+                    .gbdt
+                    .fit_binned_margins(&binned, Some(train), y_train, valid)
+            },
         );
         let ((a, am), (b, bm)) = (a?, b?);
         let loss = |m: &[f64]| {
@@ -697,7 +735,11 @@ fn fit_trees(
         // runs alongside the first fit (each fit gives the same bits either way).
         let refit_now = p.refit && !held.is_empty() && p.early_stopping_rounds.is_none();
         let (first, early_refit) = rayon::join(
-            || params.gbdt.fit_binned_margins(&binned, Some(train), y_train, valid),
+            || {
+                params
+                    .gbdt
+                    .fit_binned_margins(&binned, Some(train), y_train, valid)
+            },
             || refit_now.then(|| params.gbdt.fit_binned_margins(&binned, None, labels, None)),
         );
         let (gbdt, margins) = first?;
@@ -735,7 +777,11 @@ fn fit_trees(
 
 /// Importance shares of the blend: `w` of the trees' and `1 − w` of the linear ones,
 /// largest first.
-fn blend_importance(trees: &[(String, f64)], linear: &[(String, f64)], w: f64) -> Vec<(String, f64)> {
+fn blend_importance(
+    trees: &[(String, f64)],
+    linear: &[(String, f64)],
+    w: f64,
+) -> Vec<(String, f64)> {
     let mut out: Vec<(String, f64)> = trees
         .iter()
         .map(|(name, t)| {
@@ -799,7 +845,8 @@ impl ChurnModel {
             Some(l) if w < 1.0 => Some(l.predict_margin(x)?),
             _ => None,
         };
-        self.candidate.combine(trees.as_deref(), logistic.as_deref())
+        self.candidate
+            .combine(trees.as_deref(), logistic.as_deref())
     }
 
     /// The top `k` reasons for each row's risk, from Saabas path contributions.

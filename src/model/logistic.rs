@@ -41,7 +41,6 @@ pub const CV_MAX_ROWS: usize = 20_000;
 pub const ALPHA_GRID: [f64; 5] = [0.3, 1.0, 3.0, 10.0, 30.0];
 const CV_FOLDS: usize = 3;
 
-
 /// How one design column is computed from one feature.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -253,7 +252,10 @@ impl LogisticBaseline {
                         oof[i] = p;
                     }
                 }
-                Ok((a, super::metrics::log_loss(&oof, y).unwrap_or(f64::INFINITY)))
+                Ok((
+                    a,
+                    super::metrics::log_loss(&oof, y).unwrap_or(f64::INFINITY),
+                ))
             })
             .collect::<Result<_, ModelError>>()?;
         let best = scores

@@ -343,8 +343,11 @@ impl ValueModel {
             .map(|(t, p)| t != p)
             .collect();
         let (rest, test) = crate::model::sample::stratified_split(&moved, 0.2, seed);
-        let (fit, validation) =
-            crate::model::sample::stratified_split(&pick(&moved, &rest), 0.25, seed.wrapping_add(1));
+        let (fit, validation) = crate::model::sample::stratified_split(
+            &pick(&moved, &rest),
+            0.25,
+            seed.wrapping_add(1),
+        );
         let (fit, validation) = (pick(&rest, &fit), pick(&rest, &validation));
         let fit_targets = pick(&targets, &fit);
         if ValueSegment::ALL
