@@ -745,7 +745,8 @@ fn cross_validate(
     let (mut blend_sum, mut blend_folds) = (0.0, 0usize);
     for (fit_rows, test_rows) in splits.into_iter().flatten() {
         let fit_labels: Vec<bool> = fit_rows.iter().map(|&r| labels[r]).collect();
-        if !enough_of_both(&fit_labels) && fit_labels.iter().all(|&l| l == fit_labels[0]) {
+        // a fold whose fit rows hold one class cannot fit a churn model
+        if fit_labels.iter().all(|&l| l == fit_labels[0]) {
             continue;
         }
         let fit = CandidateFit::fit(&take_rows(batch, &fit_rows)?, &fit_labels, churn, true)?;

@@ -444,12 +444,15 @@ impl CandidateFit {
         let (train, held) = calibration_holdout(labels, p.calibration_fraction, p.seed);
         let y_train: Vec<bool> = train.iter().map(|&i| labels[i]).collect();
         let y_held: Vec<bool> = held.iter().map(|&i| labels[i]).collect();
+        // the training and held-out rows, gathered once for every model that reads them
+        let x_train = (with_logistic || p.baselines).then(|| x.select(Axis(0), &train));
+        let x_held = x.select(Axis(0), &held);
 
         // The logistic regression (the longest single task on large tables) and the
         // baseline start first; the other thread fits the trees.
         let fit_logistic = || -> Option<Result<LogisticFit, ModelError>> {
-            with_logistic.then(|| {
-                let x_train = x.select(Axis(0), &train);
+            let x_train = x_train.as_ref().filter(|_| with_logistic)?;
+            Some((|| {
                 let first = LogisticBaseline::fit_cv(
                     x_train.view(),
                     &y_train,
@@ -457,7 +460,7 @@ impl CandidateFit {
                     p.logistic_alpha,
                     p.seed,
                 )?;
-                let held_margins = first.predict_margin(x.select(Axis(0), &held).view())?;
+                let held_margins = first.predict_margin(x_held.view())?;
                 let model = if p.refit && !held.is_empty() {
                     LogisticBaseline::fit(x.view(), labels, &types, first.alpha, p.seed)?
                 } else {
@@ -467,13 +470,12 @@ impl CandidateFit {
                     model,
                     held: held_margins,
                 })
-            })
+            })())
         };
         let fit_tree = || -> (Option<TreeBaseline>, Vec<String>) {
-            if !p.baselines {
+            let Some(x_train) = x_train.as_ref().filter(|_| p.baselines) else {
                 return (None, Vec::new());
-            }
-            let x_train = x.select(Axis(0), &train);
+            };
             let min_leaf = p.min_data_in_leaf.max(1);
             match TreeBaseline::fit(
                 x_train.view(),
@@ -494,7 +496,11 @@ impl CandidateFit {
                     || schema.typical_values(&x),
                 )
             },
-            || fit_trees(&x, &types, labels, &train, &held, &y_train, &y_held, params),
+            || {
+                fit_trees(
+                    &x, &x_held, &types, labels, &train, &held, &y_train, &y_held, params,
+                )
+            },
         );
         let trees = trees?;
         let mut errors = errors;
@@ -679,6 +685,7 @@ impl CandidateFit {
 #[allow(clippy::too_many_arguments)]
 fn fit_trees(
     x: &ndarray::Array2<f64>,
+    x_held: &ndarray::Array2<f64>,
     types: &[super::design::ColumnType],
     labels: &[bool],
     train: &[usize],
@@ -689,7 +696,6 @@ fn fit_trees(
 ) -> Result<TreesFit, ModelError> {
     let p = &params.params;
     let binned = params.gbdt.bin(x.view(), types)?;
-    let x_held = x.select(Axis(0), held);
     let valid = (!held.is_empty()).then(|| (x_held.view(), y_held));
     let held_margins = |gbdt: &GbdtModel| -> Result<Vec<f64>, ModelError> {
         if held.is_empty() {
