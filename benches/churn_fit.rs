@@ -56,8 +56,8 @@ fn generated(subscribers: usize) -> (RecordBatch, Vec<bool>) {
         extended: true,
         touchpoint_use: false,
     };
-    let table = churnseg::pipeline::build_features(&inputs, features, &Console::new(true))
-        .expect("features");
+    let table =
+        churnseg::features::build_logged(&inputs, features, &Console::new(true)).expect("features");
     let labels = inputs.subscribers.labels(&table.rows, as_of, 90);
     let mut batch = table.batch;
     if let Ok(id) = batch.schema().index_of("subscriber_id") {

@@ -21,14 +21,6 @@ impl Console {
         }
     }
 
-    /// A console that prints nothing (tests, library use).
-    pub fn silent() -> Console {
-        Console {
-            quiet: true,
-            terminal: false,
-        }
-    }
-
     /// One log line.
     pub fn say(&self, message: impl AsRef<str>) {
         if !self.quiet {
@@ -100,4 +92,24 @@ pub fn human_bytes(bytes: u64) -> String {
         unit += 1;
     }
     format!("{value:.1} {}", UNITS[unit])
+}
+
+impl crate::progress::Progress for Console {
+    fn say(&self, message: &str) {
+        Console::say(self, message);
+    }
+
+    fn step(&self, total: u64, name: &str, unit: &str) -> Box<dyn crate::progress::Step> {
+        Box::new(self.progress(total, name, unit))
+    }
+}
+
+impl crate::progress::Step for Progress {
+    fn set(&self, position: u64) {
+        Progress::set(self, position);
+    }
+
+    fn finish(self: Box<Self>, what: String) {
+        Progress::finish(*self, what);
+    }
 }

@@ -1,7 +1,6 @@
 //! churnseg: churn risk, 80/20/30 value segments and loyalty targets from subscriber
 //! records and touchpoint history. The modules follow the pipeline's stages.
 
-pub mod artifact;
 pub mod asof;
 pub mod cli;
 pub mod console;
@@ -11,7 +10,9 @@ pub mod guard;
 pub mod load;
 pub mod manifest;
 pub mod model;
+pub mod names;
 pub mod pipeline;
+pub mod progress;
 pub mod report;
 pub mod score;
 pub mod segment;

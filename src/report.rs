@@ -8,10 +8,10 @@ use std::path::Path;
 
 use arrow::array::RecordBatch;
 
-use crate::artifact::ModelArtifact;
 use crate::features::{column_f64, column_strings};
 use crate::segment::movement::{RISK_BANDS, risk_band};
 use crate::segment::{Movement, ValueSegment, WhaleCurve};
+use crate::train::artifact::ModelArtifact;
 use crate::write::write_bytes;
 
 fn esc(text: &str) -> String {

@@ -12,16 +12,16 @@ use arrow::array::{
 use arrow::datatypes::{DataType, Field, Schema};
 use serde::Serialize;
 
-use crate::artifact::ModelArtifact;
 use crate::features::{FeatureTable, column_f64};
-use crate::model::ModelError;
 pub use crate::model::metrics::risk_deciles;
+use crate::model::{InvalidParams, ModelError, ParamProblem};
 use crate::segment::driver::{FootprintReader, PRIOR};
 use crate::segment::lifecycle::LifecycleFacts;
 use crate::segment::loyalty::recommend;
 use crate::segment::touchpoints::Recommender;
 use crate::segment::{ChurnDriver, LifecycleStage, LoyaltyAction, ValueSegment, WhaleCurve, value};
 use crate::taxonomy::Category;
+use crate::train::artifact::ModelArtifact;
 
 /// Scoring settings (from the pipeline config or flags).
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -50,6 +50,53 @@ impl Default for ScoreParams {
             offer_cost: 10.0,
             save_rate: 0.3,
         }
+    }
+}
+
+impl ScoreParams {
+    /// Every setting out of its range, named as in this struct.
+    pub fn problems(&self) -> Vec<ParamProblem> {
+        let mut problems = Vec::new();
+        if !(1..=10).contains(&self.high_risk_deciles) {
+            problems.push(ParamProblem::new(
+                "high_risk_deciles",
+                "must be 1 to 10",
+                self.high_risk_deciles,
+            ));
+        }
+        if !(1..=3).contains(&self.max_touchpoints) {
+            problems.push(ParamProblem::new(
+                "max_touchpoints",
+                "must be 1 to 3",
+                self.max_touchpoints,
+            ));
+        }
+        if self.reasons == 0 {
+            problems.push(ParamProblem::new("reasons", "must be at least 1", 0));
+        }
+        if let Some(b) = self.budget.filter(|b| b.is_nan() || *b < 0.0) {
+            problems.push(ParamProblem::new("budget", "must be at least 0", b));
+        }
+        if self.offer_cost.is_nan() || self.offer_cost <= 0.0 {
+            problems.push(ParamProblem::new(
+                "offer_cost",
+                "must be above 0",
+                self.offer_cost,
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.save_rate) {
+            problems.push(ParamProblem::new(
+                "save_rate",
+                "must be between 0 and 1",
+                self.save_rate,
+            ));
+        }
+        problems
+    }
+
+    /// Checks every setting; the error names every one out of range.
+    pub fn check(&self) -> Result<(), InvalidParams> {
+        InvalidParams::check(self.problems())
     }
 }
 
@@ -151,6 +198,7 @@ pub fn score(
     artifact: &ModelArtifact,
     params: &ScoreParams,
 ) -> Result<Scored, ModelError> {
+    params.check()?;
     let batch = &table.batch;
     let n = batch.num_rows();
     let probs = artifact.churn.predict_proba(batch)?;

@@ -31,49 +31,15 @@ use serde::Deserialize;
 /// The taxonomy shipped in `pipelines/taxonomy.toml`, used when no `--taxonomy` is given.
 pub const DEFAULT_TOML: &str = include_str!("../pipelines/taxonomy.toml");
 
-macro_rules! domain_enum {
-    ($(#[$doc:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
-        $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-        pub enum $name { $($variant),+ }
-
-        impl $name {
-            /// Every value, in the order the SPEC lists them (and features are named).
-            pub const ALL: &'static [$name] = &[$($name::$variant),+];
-
-            /// The lowercase name used in TOML files and feature names.
-            pub fn name(self) -> &'static str {
-                match self { $($name::$variant => $text),+ }
-            }
-
-            /// Parses the lowercase name.
-            pub fn parse(text: &str) -> Option<Self> {
-                match text { $($text => Some($name::$variant),)+ _ => None }
-            }
-
-            /// Position in [`Self::ALL`].
-            pub fn index(self) -> usize {
-                self as usize
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.name())
-            }
-        }
-    };
-}
-
-domain_enum!(
+crate::names::named_enum!(
     /// Touchpoint category.
     Category { Communication => "communication", Channel => "channel", Personnel => "personnel", Brand => "brand" }
 );
-domain_enum!(
+crate::names::named_enum!(
     /// Stage of the 4S cycle.
     Stage { Search => "search", Site => "site", Shopping => "shopping", Satisfaction => "satisfaction" }
 );
-domain_enum!(
+crate::names::named_enum!(
     /// Data-service lifecycle kind.
     Kind {
         Discover => "discover",
@@ -187,20 +153,20 @@ impl Taxonomy {
                 problems.push(format!(
                     "touchpoint `{name}` has unknown category `{}` (expected one of: {})",
                     entry.category,
-                    names(Category::ALL)
+                    names(&Category::ALL)
                 ));
             }
             if stage.is_none() {
                 problems.push(format!(
                     "touchpoint `{name}` has unknown stage `{}` (expected one of: {})",
                     entry.stage,
-                    names(Stage::ALL)
+                    names(&Stage::ALL)
                 ));
             }
             if let Some(Err(bad)) = kind {
                 problems.push(format!(
                     "touchpoint `{name}` has unknown kind `{bad}` (expected one of: {})",
-                    names(Kind::ALL)
+                    names(&Kind::ALL)
                 ));
             }
             let kind = match kind {
@@ -281,19 +247,19 @@ mod tests {
         let tax = Taxonomy::from_toml(DEFAULT_TOML, "shipped").unwrap();
         for c in Category::ALL {
             assert!(
-                tax.iter().any(|(_, t)| t.category == *c),
+                tax.iter().any(|(_, t)| t.category == c),
                 "no touchpoint in {c}"
             );
         }
         for s in Stage::ALL {
             assert!(
-                tax.iter().any(|(_, t)| t.stage == *s),
+                tax.iter().any(|(_, t)| t.stage == s),
                 "no touchpoint in {s}"
             );
         }
         for k in Kind::ALL {
             assert!(
-                tax.iter().any(|(_, t)| t.kind == Some(*k)),
+                tax.iter().any(|(_, t)| t.kind == Some(k)),
                 "no touchpoint of kind {k}"
             );
         }

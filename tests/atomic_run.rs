@@ -64,7 +64,7 @@ fn job_on(d: &Path, trees: usize, root: &Path, retrain: &str, out: Option<&Path>
         format!(
             "name = \"t\"\n[inputs]\nsubscribers = \"{}\"\ninteractions = \"{}\"\n\
              [train]\nretrain = \"{retrain}\"\nas_of = \"2026-03-01\"\nhorizon_days = 60\n\
-             n_trees = {trees}\nmodel = \"{}\"\n[score]\nas_of = \"2026-06-01\"\n[output]\ndir = \"{}\"\n",
+             boosting = {{ n_trees = {trees} }}\nmodel = \"{}\"\n[score]\nas_of = \"2026-06-01\"\n[output]\ndir = \"{}\"\n",
             s(&d.join("subscribers.parquet")),
             s(&d.join("interactions.parquet")),
             s(&model),
@@ -141,7 +141,7 @@ fn expected_files<T>(snap: &[(String, T)]) {
 fn outputs(job: &Job) -> Vec<(String, String)> {
     outputs_with_bytes(job)
         .into_iter()
-        .map(|(name, bytes)| (name, churnseg::artifact::sha256_hex(&bytes)))
+        .map(|(name, bytes)| (name, churnseg::train::artifact::sha256_hex(&bytes)))
         .collect()
 }
 
@@ -247,7 +247,7 @@ fn a_run_killed_after_staging_its_model_keeps_every_previous_file_and_the_next_r
     let model = fs::read(job.model.join("model.json")).unwrap();
     assert_eq!(
         manifest["model_sha256"],
-        churnseg::artifact::sha256_hex(&model)
+        churnseg::train::artifact::sha256_hex(&model)
     );
     assert!(
         manifest["recovered"][0]
@@ -463,7 +463,7 @@ fn two_runs_at_once_never_interleave() {
     let model = fs::read(job.model.join("model.json")).unwrap();
     assert_eq!(
         manifest["model_sha256"],
-        churnseg::artifact::sha256_hex(&model)
+        churnseg::train::artifact::sha256_hex(&model)
     );
     let _ = &job.root;
 }
@@ -521,7 +521,7 @@ fn score_writes_its_table_and_manifest_as_one_set() {
     let model = fs::read(job.model.join("model.json")).unwrap();
     assert_eq!(
         manifest["model_sha256"],
-        churnseg::artifact::sha256_hex(&model)
+        churnseg::train::artifact::sha256_hex(&model)
     );
     let before = snapshot(out.parent().unwrap());
     assert_eq!(names(&before), ["scored.manifest.json", "scored.parquet"]);
@@ -628,7 +628,7 @@ fn a_run_killed_at_each_step_of_its_commit_leaves_the_old_set_or_the_new_one() {
                 serde_json::from_slice(&fs::read(job.model.join("manifest.json")).unwrap())
                     .unwrap();
             let model = fs::read(job.model.join("model.json")).unwrap();
-            let sha = churnseg::artifact::sha256_hex(&model);
+            let sha = churnseg::train::artifact::sha256_hex(&model);
             assert_eq!(
                 manifest["config"]["seed"], 7,
                 "rename {n}: the new set is in place"

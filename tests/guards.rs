@@ -486,7 +486,7 @@ fn config(dir: &Path, subs: &Path, events: &Path, retrain: &str, guards: &str) -
         &path,
         format!(
             "[inputs]\nsubscribers = \"{}\"\ninteractions = \"{}\"\n\
-             [train]\nas_of = \"2026-03-01\"\nn_trees = 15\nsnapshots = 1\nmodel = \"{}\"\nretrain = \"{retrain}\"\n\
+             [train]\nas_of = \"2026-03-01\"\nboosting = {{ n_trees = 15 }}\nsnapshots = 1\nmodel = \"{}\"\nretrain = \"{retrain}\"\n\
              [score]\nas_of = \"2026-06-15\"\n[output]\ndir = \"{}\"\n{guards}",
             s(subs),
             s(events),
@@ -961,7 +961,7 @@ fn every_config_problem_is_reported_at_once() {
     std::fs::write(
         &cfg,
         "[inputs]\nsubscribers = 5\nexclude_columns = [\"a\", \"a\"]\n\
-         [train]\nas_of = \"2026-03-01\"\nmodel = \"m\"\nn_trees = \"many\"\nhorizon_days = 0\n\
+         [train]\nas_of = \"2026-03-01\"\nmodel = \"m\"\nboosting = { n_trees = \"many\" }\nhorizon_days = 0\n\
          [score]\nas_of = \"2026-06-01\"\nbudget = \"lots\"\n[output]\ndir = \"o\"\n\
          [guards]\nmin_matched_event_share = 2\nallow = [\"matched\"]\nshout = true\n",
     )
@@ -969,7 +969,7 @@ fn every_config_problem_is_reported_at_once() {
     let err = fails(2, &["run", s(&cfg)]);
     for needle in [
         "`inputs.subscribers`",
-        "`train.n_trees`",
+        "`train.boosting`",
         "`score.budget`",
         "`guards.shout`",
         "`train.horizon_days` must be at least 1",
@@ -994,7 +994,10 @@ fn every_config_problem_is_reported_at_once() {
     .unwrap();
     let err = fails(2, &["run", s(&cfg)]);
     assert!(err.contains("has 2 problem(s)"), "{err}");
-    assert!(err.contains("`train.n_trees`"), "{err}");
+    assert!(
+        err.contains("`train.n_trees` is now `n_trees` in `[train.boosting]`"),
+        "{err}"
+    );
     assert!(
         err.contains("`inputs.exclude_columns` names column(s) `colour` that"),
         "{err}"

@@ -12,15 +12,14 @@ use std::sync::OnceLock;
 
 use arrow::array::AsArray;
 use arrow::datatypes::Float64Type;
-use churnseg::artifact::ModelArtifact;
 use churnseg::asof::AsOf;
-use churnseg::console::Console;
 use churnseg::features::{FeatureParams, FeatureTable};
 use churnseg::load::{InputSpec, Inputs};
 use churnseg::model::ChurnParams;
 use churnseg::model::tree::Tree;
 use churnseg::score::{ScoreParams, score};
-use churnseg::segment::value::ValueModel;
+use churnseg::segment::forecast::ValueModel;
+use churnseg::train::artifact::ModelArtifact;
 use churnseg::train::{TrainParams, train};
 use proptest::prelude::*;
 use serde_json::{Value, json};
@@ -54,7 +53,7 @@ fn fixture() -> &'static Fixture {
             ..InputSpec::default()
         };
         let inputs = Inputs::load(&spec).unwrap();
-        let console = Console::silent();
+        let console = churnseg::progress::Silent;
         let train_params = TrainParams {
             as_of: "2026-03-01".parse().unwrap(),
             horizon_days: 90,
@@ -85,7 +84,7 @@ fn fixture() -> &'static Fixture {
             serde_json::from_slice(&std::fs::read(dir.join("model").join("model.json")).unwrap())
                 .unwrap();
         let as_of: AsOf = SCORE_AS_OF.parse().unwrap();
-        let table = churnseg::pipeline::build_features(
+        let table = churnseg::features::build_logged(
             &inputs,
             FeatureParams {
                 as_of,

@@ -151,7 +151,7 @@ fn command_summaries() {
         &config,
         format!(
             "name = \"nightly\"\n[inputs]\nsubscribers = \"{subs}\"\ninteractions = \"{events}\"\n\
-             [train]\nas_of = \"2026-03-01\"\nhorizon_days = 60\nn_trees = 20\nmodel = \"{model}\"\nretrain = \"never\"\n\
+             [train]\nas_of = \"2026-03-01\"\nhorizon_days = 60\nboosting = {{ n_trees = 20 }}\nmodel = \"{model}\"\nretrain = \"never\"\n\
              [score]\nas_of = \"2026-06-01\"\n[output]\ndir = \"{}\"\n",
             d("out")
         ),

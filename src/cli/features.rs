@@ -6,12 +6,12 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::Args;
 
-use super::{GuardArgs, InputArgs};
+use super::args::{GuardArgs, InputArgs, parse_as_of};
 use crate::asof::AsOf;
 use crate::console::{Console, human_bytes};
 use crate::features::{FeatureParams, FeatureTable};
 use crate::manifest::{RunManifest, StageTimings, manifest_path_for, peak_memory_bytes};
-use crate::pipeline::{self, Stage};
+use crate::pipeline::{self, CommandName};
 use crate::write::OutputSet;
 
 #[derive(Debug, Args)]
@@ -21,7 +21,7 @@ pub struct FeaturesArgs {
     #[command(flatten)]
     pub guards: GuardArgs,
     /// Snapshot date: features use only events before the start of this day (UTC).
-    #[arg(long, value_parser = super::parse_as_of)]
+    #[arg(long, value_parser = parse_as_of)]
     pub as_of: AsOf,
     /// Output Parquet file.
     #[arg(long)]
@@ -49,7 +49,7 @@ pub fn run(args: FeaturesArgs, console: Console) -> anyhow::Result<()> {
         touchpoint_use: false,
     };
     let table: FeatureTable = timings.time("features", || {
-        pipeline::build_features(&inputs, params, &console)
+        crate::features::build_logged(&inputs, params, &console)
     })?;
     let guards = crate::guard::check(&inputs, &table, &args.guards.settings(), None).enforce()?;
     guards.warnings().iter().for_each(|w| console.say(w));
@@ -68,7 +68,7 @@ pub fn run(args: FeaturesArgs, console: Console) -> anyhow::Result<()> {
     outputs.commit().context("writing the feature table")?;
     pipeline::summary(
         &console,
-        Stage::Features,
+        CommandName::Features,
         &[
             ("subscribers in", inputs.subscribers.len().to_string()),
             ("events in", table.events.read.to_string()),

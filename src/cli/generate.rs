@@ -9,7 +9,7 @@ use crate::asof::AsOf;
 use crate::console::{Console, human_bytes};
 use crate::generate::{GenerateParams, generate};
 use crate::manifest::peak_memory_bytes;
-use crate::pipeline::{self, Stage};
+use crate::pipeline::{self, CommandName};
 
 #[derive(Debug, Args)]
 pub struct GenerateArgs {
@@ -26,7 +26,7 @@ pub struct GenerateArgs {
     #[arg(long)]
     pub out: PathBuf,
     /// First day after the history.
-    #[arg(long, default_value = "2026-07-01", value_parser = super::parse_as_of)]
+    #[arg(long, default_value = "2026-07-01", value_parser = super::args::parse_as_of)]
     pub end: AsOf,
     /// Write subscriber ids as strings ("S0000001") instead of integers.
     #[arg(long)]
@@ -51,7 +51,7 @@ pub fn run(args: GenerateArgs, console: Console) -> anyhow::Result<()> {
         .collect();
     pipeline::summary(
         &console,
-        Stage::Generate,
+        CommandName::Generate,
         &[
             (
                 "subscribers",

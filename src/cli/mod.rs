@@ -1,6 +1,7 @@
 //! The command line (SPEC §5): one module per subcommand. Arguments are parsed here and
 //! handed to the pipeline's library modules; every command ends with a summary.
 
+mod args;
 mod features;
 mod generate;
 mod report;
@@ -9,15 +10,12 @@ mod score;
 mod train;
 mod validate;
 
-use std::path::PathBuf;
-
 use anyhow::Context;
-use clap::{Args, Parser, Subcommand};
+use clap::{Parser, Subcommand};
 
-use crate::asof::AsOf;
 use crate::console::Console;
-use crate::guard::{GuardFailure, GuardSettings, defaults};
-use crate::load::InputSpec;
+use crate::guard::GuardFailure;
+pub use args::{GuardArgs, InputArgs, parse_as_of};
 
 /// Churn risk, 80/20/30 value segments and loyalty targets from subscriber records and
 /// touchpoint history.
@@ -71,95 +69,6 @@ pub enum Command {
     Report(report::ReportArgs),
 }
 
-/// The inputs every data command reads.
-#[derive(Debug, Clone, Args)]
-pub struct InputArgs {
-    /// Subscriber table: a Parquet file, a directory of them, or a glob.
-    #[arg(long)]
-    pub subscribers: PathBuf,
-    /// Touchpoint events (optional: without them only subscriber columns are used).
-    #[arg(long)]
-    pub interactions: Option<PathBuf>,
-    /// Touchpoint taxonomy TOML (default: the shipped pipelines/taxonomy.toml).
-    #[arg(long)]
-    pub taxonomy: Option<PathBuf>,
-    /// Fail when interactions hold touchpoints missing from the taxonomy.
-    #[arg(long)]
-    pub strict: bool,
-    /// Subscriber columns not to use as features (comma-separated or repeated).
-    #[arg(long, value_delimiter = ',', value_name = "COLUMN")]
-    pub exclude_columns: Vec<String>,
-}
-
-impl InputArgs {
-    /// The input paths of a command line, with the default column names.
-    pub fn spec(&self) -> InputSpec {
-        InputSpec {
-            subscribers: self.subscribers.clone(),
-            interactions: self.interactions.clone(),
-            taxonomy: self.taxonomy.clone(),
-            subscriber_columns: crate::load::SubscriberColumns {
-                exclude: self.exclude_columns.clone(),
-                ..Default::default()
-            },
-            ..InputSpec::default()
-        }
-    }
-}
-
-/// The health guards of a data command (see the README, "Health guards"): which may fail
-/// without stopping the run, and their thresholds.
-#[derive(Debug, Clone, Args)]
-pub struct GuardArgs {
-    /// Report these guards but do not stop on them (comma-separated or repeated; `all`
-    /// for every guard).
-    #[arg(long, value_delimiter = ',', value_name = "GUARD", value_parser = crate::guard::parse_allow, help_heading = GUARDS)]
-    pub allow: Vec<String>,
-    /// Least share of events whose subscriber_id is in the subscriber file.
-    #[arg(long, default_value_t = defaults::MIN_MATCHED_EVENT_SHARE, value_parser = parse_share, help_heading = GUARDS)]
-    pub min_matched_event_share: f64,
-    /// Least share of active subscribers with an event in the 90 days before as_of.
-    #[arg(long, default_value_t = defaults::MIN_SUBSCRIBERS_WITH_EVENTS_SHARE, value_parser = parse_share, help_heading = GUARDS)]
-    pub min_subscribers_with_events_share: f64,
-    /// Largest share of dated events at or after as_of.
-    #[arg(long, default_value_t = defaults::MAX_FUTURE_EVENT_SHARE, value_parser = parse_share, help_heading = GUARDS)]
-    pub max_future_event_share: f64,
-    /// Largest share of dated events before as_of - 90 days.
-    #[arg(long, default_value_t = defaults::MAX_STALE_EVENT_SHARE, value_parser = parse_share, help_heading = GUARDS)]
-    pub max_stale_event_share: f64,
-    /// Most a share may fall below the previous run's (0.2 = twenty points).
-    #[arg(long, default_value_t = defaults::MAX_SHARE_DROP, value_parser = parse_share, help_heading = GUARDS)]
-    pub max_share_drop: f64,
-    /// Least ratio of active subscribers and events read to the previous run's.
-    #[arg(long, default_value_t = defaults::MIN_COUNT_RATIO, value_parser = parse_share, help_heading = GUARDS)]
-    pub min_count_ratio: f64,
-}
-
-impl GuardArgs {
-    pub fn settings(&self) -> GuardSettings {
-        GuardSettings {
-            allow: self.allow.clone(),
-            min_matched_event_share: self.min_matched_event_share,
-            min_subscribers_with_events_share: self.min_subscribers_with_events_share,
-            max_future_event_share: self.max_future_event_share,
-            max_stale_event_share: self.max_stale_event_share,
-            max_share_drop: self.max_share_drop,
-            min_count_ratio: self.min_count_ratio,
-        }
-    }
-}
-
-/// The help heading of the guard flags.
-const GUARDS: &str = "Health guards";
-
-/// Parses a share between 0 and 1.
-fn parse_share(text: &str) -> Result<f64, String> {
-    match text.trim().parse::<f64>() {
-        Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
-        _ => Err(format!("`{text}` is not a number between 0 and 1")),
-    }
-}
-
 /// The most worker threads `--threads` may ask for: 4 per core, and at least 16.
 pub fn thread_limit() -> usize {
     let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
@@ -176,11 +85,6 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
             )
     });
     if stopped { crate::guard::EXIT_CODE } else { 2 }
-}
-
-/// Parses an `--as-of` date.
-pub fn parse_as_of(text: &str) -> Result<AsOf, String> {
-    text.parse()
 }
 
 /// Runs the parsed command line.

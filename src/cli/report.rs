@@ -5,11 +5,11 @@ use std::time::Instant;
 
 use clap::Args;
 
-use crate::artifact::ModelArtifact;
 use crate::console::Console;
 use crate::load::read_scored;
-use crate::pipeline::{self, Stage};
+use crate::pipeline::{self, CommandName};
 use crate::report::render;
+use crate::train::artifact::ModelArtifact;
 use crate::write::OutputSet;
 
 #[derive(Debug, Args)]
@@ -40,7 +40,7 @@ pub fn run(args: ReportArgs, console: Console) -> anyhow::Result<()> {
     outputs.commit()?;
     pipeline::summary(
         &console,
-        Stage::Report,
+        CommandName::Report,
         &[
             (
                 "rows in",

@@ -5,12 +5,12 @@ use std::time::Instant;
 
 use clap::Args;
 
-use super::{GuardArgs, InputArgs};
-use crate::artifact::ModelArtifact;
+use super::args::{GuardArgs, InputArgs, parse_as_of};
 use crate::asof::AsOf;
 use crate::console::Console;
-use crate::pipeline::{self, Stage, job};
+use crate::pipeline::{self, CommandName, job};
 use crate::score::ScoreParams;
+use crate::train::artifact::ModelArtifact;
 
 #[derive(Debug, Args)]
 pub struct ScoreArgs {
@@ -19,7 +19,7 @@ pub struct ScoreArgs {
     #[command(flatten)]
     pub guards: GuardArgs,
     /// Snapshot date to score.
-    #[arg(long, value_parser = super::parse_as_of)]
+    #[arg(long, value_parser = parse_as_of)]
     pub as_of: AsOf,
     /// Model directory written by `churnseg train`.
     #[arg(long)]
@@ -31,7 +31,7 @@ pub struct ScoreArgs {
     #[arg(long, default_value_t = ScoreParams::default().high_risk_deciles, value_parser = clap::value_parser!(u8).range(1..=10))]
     pub high_risk_deciles: u8,
     /// Recommended touchpoints per subscriber (1–3).
-    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(1..=3))]
+    #[arg(long, default_value_t = ScoreParams::default().max_touchpoints as u8, value_parser = clap::value_parser!(u8).range(1..=3))]
     pub max_touchpoints: u8,
     /// Retention budget: mark `targeted` the subscribers with the best expected return.
     #[arg(long)]
@@ -61,18 +61,7 @@ pub fn run(args: ScoreArgs, console: Console) -> anyhow::Result<()> {
         save_rate: args.save_rate,
         ..ScoreParams::default()
     };
-    if args.budget.is_some_and(|b| b.is_nan() || b < 0.0)
-        || args.offer_cost.is_nan()
-        || args.offer_cost <= 0.0
-        || !(0.0..=1.0).contains(&args.save_rate)
-    {
-        anyhow::bail!(
-            "`--budget` must be at least 0, `--offer-cost` above 0 and `--save-rate` between 0 and 1 (found {:?}, {}, {})",
-            args.budget,
-            args.offer_cost,
-            args.save_rate
-        );
-    }
+    params.check()?;
     let outcome = job::score_to_file(
         &spec,
         args.inputs.strict,
@@ -84,6 +73,11 @@ pub fn run(args: ScoreArgs, console: Console) -> anyhow::Result<()> {
         &args.out,
         &console,
     )?;
-    pipeline::summary(&console, Stage::Score, &outcome.summary_lines(), start);
+    pipeline::summary(
+        &console,
+        CommandName::Score,
+        &outcome.summary_lines(),
+        start,
+    );
     Ok(())
 }

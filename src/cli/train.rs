@@ -6,13 +6,13 @@ use std::time::Instant;
 
 use clap::Args;
 
-use super::{GuardArgs, InputArgs};
-use crate::artifact::ModelArtifact;
+use super::args::{GuardArgs, InputArgs, parse_as_of};
 use crate::asof::AsOf;
 use crate::console::{Console, human_bytes};
 use crate::manifest::{StageTimings, peak_memory_bytes};
 use crate::model::ChurnParams;
-use crate::pipeline::{self, Stage};
+use crate::pipeline::{self, CommandName};
+use crate::train::artifact::ModelArtifact;
 use crate::train::{CandidateChoice, TrainParams, train};
 use crate::write::OutputSet;
 
@@ -23,16 +23,16 @@ pub struct TrainArgs {
     #[command(flatten)]
     pub guards: GuardArgs,
     /// Snapshot of the final model; labels are churn in [as_of, as_of + horizon).
-    #[arg(long, value_parser = super::parse_as_of)]
+    #[arg(long, value_parser = parse_as_of)]
     pub as_of: AsOf,
     /// Churn horizon in days.
-    #[arg(long, default_value_t = 90)]
+    #[arg(long, default_value_t = TrainParams::HORIZON_DAYS)]
     pub horizon: u32,
     /// Model directory to write (model.json, metrics.json).
     #[arg(long)]
     pub out: PathBuf,
     /// Random seed.
-    #[arg(long, default_value_t = 42)]
+    #[arg(long, default_value_t = TrainParams::SEED)]
     pub seed: u64,
     /// Boosting rounds.
     #[arg(long, default_value_t = ChurnParams::default().n_trees)]
@@ -40,10 +40,10 @@ pub struct TrainArgs {
     /// Stack up to this many snapshots per model, --snapshot-step days apart, for more
     /// rows (only those with 90 days of history before them); the metrics then hold an
     /// out-of-time backtest of each. 1 trains on the --as-of snapshot alone.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = TrainParams::SNAPSHOTS)]
     pub snapshots: usize,
     /// Days between stacked snapshots.
-    #[arg(long, default_value_t = 30)]
+    #[arg(long, default_value_t = TrainParams::SNAPSHOT_STEP_DAYS)]
     pub snapshot_step: u32,
     /// The churn model to ship: `auto` (the one validation prefers), `gbdt`, `logistic`
     /// or `blend`.
@@ -57,6 +57,20 @@ pub struct TrainArgs {
 
 pub fn run(args: TrainArgs, console: Console) -> anyhow::Result<()> {
     let start = Instant::now();
+    let name = args
+        .out
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "model".into());
+    let mut params = TrainParams::new(args.as_of, &name).with_seed(args.seed);
+    params.horizon_days = args.horizon;
+    params.churn.n_trees = args.trees;
+    params.snapshots = args.snapshots;
+    params.snapshot_step_days = args.snapshot_step;
+    params.candidate = args.candidate.forced();
+    params.touchpoint_windows = args.touchpoint_windows.clone();
+    params.guards = args.guards.settings();
+    params.check()?;
     // model.json, metrics.json and manifest.json are one set: declared and locked first
     let [model_path, metrics_path] = ModelArtifact::files(&args.out);
     let manifest_path = args.out.join("manifest.json");
@@ -67,28 +81,6 @@ pub fn run(args: TrainArgs, console: Console) -> anyhow::Result<()> {
     let inputs = timings.time("load", || {
         pipeline::load_inputs(&spec, args.inputs.strict, &console)
     })?;
-    let name = args
-        .out
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "model".into());
-    let params = TrainParams {
-        as_of: args.as_of,
-        horizon_days: args.horizon,
-        churn: ChurnParams {
-            n_trees: args.trees,
-            seed: args.seed,
-            ..ChurnParams::default()
-        },
-        seed: args.seed,
-        name,
-        extended: true,
-        snapshots: args.snapshots,
-        candidate: args.candidate.forced(),
-        touchpoint_windows: args.touchpoint_windows.clone(),
-        snapshot_step_days: args.snapshot_step,
-        guards: args.guards.settings(),
-    };
     let (trained, guards) = timings.time("train", || train(&inputs, &params, &console))?;
     let artifact = timings.time("write", || trained.stage(&mut outputs, &args.out))?;
     let mut manifest = pipeline::model_manifest("train", &inputs, &artifact, &timings);
@@ -99,7 +91,7 @@ pub fn run(args: TrainArgs, console: Console) -> anyhow::Result<()> {
     let v = &artifact.metrics.validation;
     pipeline::summary(
         &console,
-        Stage::Train,
+        CommandName::Train,
         &[
             (
                 "rows",

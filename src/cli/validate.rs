@@ -12,13 +12,13 @@ use std::time::Instant;
 use anyhow::bail;
 use clap::Args;
 
-use super::{GuardArgs, InputArgs};
+use super::args::{GuardArgs, InputArgs, parse_as_of};
 use crate::asof::AsOf;
 use crate::console::Console;
 use crate::features::FeatureParams;
 use crate::load::Inputs;
 use crate::load::subscribers::PLAUSIBLE_DAYS;
-use crate::pipeline::{self, Stage};
+use crate::pipeline::{self, CommandName};
 
 #[derive(Debug, Args)]
 pub struct ValidateArgs {
@@ -26,7 +26,7 @@ pub struct ValidateArgs {
     pub inputs: InputArgs,
     /// Date at which to judge the health guards (default: the day after the newest
     /// signup_date or churn_date in the subscriber table).
-    #[arg(long, value_parser = super::parse_as_of)]
+    #[arg(long, value_parser = parse_as_of)]
     pub as_of: Option<AsOf>,
     #[command(flatten)]
     pub guards: GuardArgs,
@@ -84,7 +84,7 @@ pub fn run(args: ValidateArgs, console: Console) -> anyhow::Result<()> {
         extended: true,
         touchpoint_use: false,
     };
-    let table = pipeline::build_features(&inputs, params, &console)?;
+    let table = crate::features::build_logged(&inputs, params, &console)?;
     let guards = crate::guard::check(&inputs, &table, &args.guards.settings(), None);
     let events = inputs
         .interactions
@@ -163,7 +163,7 @@ pub fn run(args: ValidateArgs, console: Console) -> anyhow::Result<()> {
             .filter(|c| !c.passed)
             .map(|c| (c.check, c.message.clone())),
     );
-    pipeline::summary(&console, Stage::Validate, &lines, start);
+    pipeline::summary(&console, CommandName::Validate, &lines, start);
     guards.enforce()?;
     Ok(())
 }

@@ -564,3 +564,28 @@ pub fn unknown_touchpoints(
     }
     Ok(out)
 }
+
+/// [`build`] over loaded inputs, showing a progress bar over the events and a closing
+/// line (subscribers active, events used).
+pub fn build_logged(
+    inputs: &crate::load::Inputs,
+    params: FeatureParams,
+    progress: &dyn crate::progress::Progress,
+) -> Result<FeatureTable, FeatureError> {
+    let total = inputs.interactions.as_ref().map_or(0, |i| i.rows);
+    let step = progress.step(total, "features", "events");
+    let table = build(
+        &inputs.subscribers,
+        inputs.interactions.as_ref(),
+        &inputs.taxonomy,
+        params,
+        &|done| step.set(done),
+    )?;
+    step.finish(format!(
+        "{} subscribers active at {}, {} events used",
+        table.batch.num_rows(),
+        params.as_of,
+        table.events.used
+    ));
+    Ok(table)
+}

@@ -13,7 +13,7 @@ use parquet::arrow::arrow_reader::{
     ArrowReaderOptions, ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder,
 };
 
-use super::LoadError;
+use super::error::LoadError;
 
 /// The Parquet files behind one input path, in a stable (sorted) order.
 #[derive(Debug, Clone)]

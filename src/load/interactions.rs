@@ -9,8 +9,9 @@ use arrow::compute::cast;
 use arrow::datatypes::{DataType, Schema};
 
 use super::columns::{example, is_string_like};
+use super::error::LoadError;
+use super::files::ParquetSource;
 use super::files::RowGroupRef;
-use super::{LoadError, ParquetSource};
 
 /// Column names of the interactions (SPEC §2 defaults).
 #[derive(Debug, Clone)]

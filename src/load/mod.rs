@@ -6,42 +6,17 @@
 //! the file, the column, what was expected, what was found, and an example row.
 
 pub mod columns;
+pub mod error;
 pub mod files;
 pub mod interactions;
 pub mod scored;
 pub mod subscribers;
 
+pub use error::LoadError;
 pub use files::ParquetSource;
 pub use interactions::{EventColumns, Interactions};
 pub use scored::read_scored;
 pub use subscribers::{IdIndex, Subscribers};
-
-/// Why an input could not be loaded.
-#[derive(Debug, thiserror::Error)]
-pub enum LoadError {
-    #[error("input `{path}` does not exist")]
-    Missing { path: String },
-    #[error("no Parquet files found under `{path}`")]
-    NoFiles { path: String },
-    #[error("failed to read `{path}`: {message}")]
-    Unreadable { path: String, message: String },
-    #[error("`{path}` is not a readable Parquet file (truncated or corrupt?): {message}")]
-    Corrupt { path: String, message: String },
-    #[error("{path} has {} problem(s):\n  - {}", problems.len(), problems.join("\n  - "))]
-    Invalid { path: String, problems: Vec<String> },
-    /// Arrow refused to combine what was read (files of one input whose schemas differ).
-    #[error(transparent)]
-    Arrow(#[from] arrow::error::ArrowError),
-}
-
-impl LoadError {
-    pub(crate) fn invalid(path: &str, problems: Vec<String>) -> LoadError {
-        LoadError::Invalid {
-            path: path.to_string(),
-            problems,
-        }
-    }
-}
 
 use std::path::{Path, PathBuf};
 

@@ -5,7 +5,8 @@ use std::path::Path;
 
 use arrow::array::RecordBatch;
 
-use super::{LoadError, ParquetSource};
+use super::error::LoadError;
+use super::files::ParquetSource;
 
 /// Reads a scored Parquet file (or a folder of them) into one batch.
 pub fn read_scored(path: &Path) -> Result<RecordBatch, LoadError> {

@@ -12,7 +12,8 @@ use arrow::compute::{cast, concat};
 use arrow::datatypes::{DataType, Field, Int64Type};
 
 use super::columns::{example, is_string_like, to_days};
-use super::{LoadError, ParquetSource};
+use super::error::LoadError;
+use super::files::ParquetSource;
 use crate::asof::AsOf;
 
 /// Subscriber ids as read: integers or strings (dictionary and view strings are cast to

@@ -29,6 +29,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::metrics::{brier, log_loss};
+use super::stats::sigmoid;
 
 /// A monotone map from margin (log-odds) to probability.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -63,11 +64,6 @@ pub const MIN_CLASS_FOR_PLATT: usize = 5;
 const FOLDS: usize = 5;
 /// Fewest rows of each class for isotonic to be a candidate.
 const MIN_CLASS_FOR_ISOTONIC: usize = 25;
-
-#[inline]
-fn sigmoid(m: f64) -> f64 {
-    1.0 / (1.0 + (-m).exp())
-}
 
 impl Calibrator {
     /// Probability for a margin, in `[P_MIN, 1 − P_MIN]`, non-decreasing in the margin.

@@ -40,7 +40,7 @@ use serde::{Deserialize, Serialize};
 
 use super::calibration::{self, CalibrationReport, Calibrator};
 use super::design::{FeatureSchema, MAX_LEVELS, SchemaOptions};
-use super::error::ModelError;
+use super::error::{InvalidParams, ModelError, ParamProblem};
 use super::explain::{self, Attribution, Reason};
 use super::gbdt::{GbdtModel, GbdtParams, GbdtValidParams};
 use super::logistic::LogisticBaseline;
@@ -247,18 +247,10 @@ impl ValidChurnParams {
     }
 }
 
-fn invalid(name: &'static str, expected: &'static str, found: impl ToString) -> ModelError {
-    ModelError::InvalidParam {
-        name,
-        expected,
-        found: found.to_string(),
-    }
-}
-
 impl ChurnParams {
-    /// Checks every setting; the first one out of range is named in the error.
-    pub fn check(&self) -> Result<ValidChurnParams, ModelError> {
-        let gbdt = GbdtParams::new()
+    /// The trees' settings, as the boosting loop takes them.
+    fn gbdt(&self) -> GbdtParams {
+        GbdtParams::new()
             .n_trees(self.n_trees)
             .learning_rate(self.learning_rate)
             .max_leaves(self.max_leaves)
@@ -271,37 +263,51 @@ impl ChurnParams {
             .scale_pos_weight(self.scale_pos_weight)
             .early_stopping_rounds(self.early_stopping_rounds)
             .seed(self.seed)
-            .check()?;
+    }
+
+    /// Every setting out of its range, named as in this struct.
+    pub fn problems(&self) -> Vec<ParamProblem> {
+        let mut problems = self.gbdt().problems();
         if !(0.0..=0.5).contains(&self.calibration_fraction) {
-            return Err(invalid(
+            problems.push(ParamProblem::new(
                 "calibration_fraction",
                 "must be in [0, 0.5]",
                 self.calibration_fraction,
             ));
         }
         if self.early_stopping_rounds.is_some() && self.calibration_fraction == 0.0 {
-            return Err(invalid(
+            problems.push(ParamProblem::new(
                 "early_stopping_rounds",
                 "needs held-out rows: set `calibration_fraction` above 0",
                 format!("{:?}", self.early_stopping_rounds),
             ));
         }
         if self.min_level_count == 0 {
-            return Err(invalid("min_level_count", "must be at least 1", 0));
+            problems.push(ParamProblem::new(
+                "min_level_count",
+                "must be at least 1",
+                0,
+            ));
         }
         if !(self.logistic_alpha > 0.0 && self.logistic_alpha.is_finite()) {
-            return Err(invalid(
+            problems.push(ParamProblem::new(
                 "logistic_alpha",
                 "must be finite and > 0",
                 self.logistic_alpha,
             ));
         }
         if self.tree_max_depth == 0 {
-            return Err(invalid("tree_max_depth", "must be at least 1", 0));
+            problems.push(ParamProblem::new("tree_max_depth", "must be at least 1", 0));
         }
+        problems
+    }
+
+    /// Checks every setting; the error names every one out of range.
+    pub fn check(&self) -> Result<ValidChurnParams, ModelError> {
+        InvalidParams::check(self.problems())?;
         Ok(ValidChurnParams {
             params: self.clone(),
-            gbdt,
+            gbdt: self.gbdt().check()?,
         })
     }
 }

@@ -32,7 +32,9 @@ use arrow::record_batch::RecordBatch;
 use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 
+use super::display::FeatureValue;
 use super::error::{ModelError, SchemaMismatch, TypeChange};
+use super::stats::{median, mode};
 
 /// The key column of a feature table; never a feature.
 pub const ID_COLUMN: &str = "subscriber_id";
@@ -169,51 +171,6 @@ pub enum ColumnType {
         /// Number of levels.
         levels: usize,
     },
-}
-
-/// A value of one feature for one row, for reason codes.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(untagged)]
-pub enum FeatureValue {
-    /// Null, NaN, or a level the model does not know.
-    Missing,
-    /// A flag.
-    Flag(bool),
-    /// A number.
-    Number(f64),
-    /// A categorical level.
-    Level(String),
-}
-
-impl std::fmt::Display for FeatureValue {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            FeatureValue::Missing => write!(f, "missing"),
-            FeatureValue::Flag(b) => write!(f, "{b}"),
-            FeatureValue::Number(v) => write!(f, "{}", format_number(*v)),
-            FeatureValue::Level(s) => write!(f, "{s}"),
-        }
-    }
-}
-
-/// A number as a person reads it: integers plainly, others with at most three decimals.
-pub fn format_number(v: f64) -> String {
-    if !v.is_finite() {
-        return "missing".to_string();
-    }
-    if v == v.trunc() && v.abs() < 1e15 {
-        return format!("{}", v as i64);
-    }
-    if v.abs() < 1e-3 {
-        return format!("{v:.2e}");
-    }
-    let s = format!("{v:.3}");
-    let s = s.trim_end_matches('0').trim_end_matches('.');
-    if s == "-0" {
-        "0".to_string()
-    } else {
-        s.to_string()
-    }
 }
 
 impl FeatureSchema {
@@ -423,40 +380,6 @@ impl FeatureSchema {
     }
 }
 
-/// Median of non-NaN values (`NaN` when empty); reorders `values`.
-pub fn median(values: &mut [f64]) -> f64 {
-    let n = values.len();
-    if n == 0 {
-        return f64::NAN;
-    }
-    // the middle value in sorted order, without sorting the rest
-    let (below, &mut middle, _) = values.select_nth_unstable_by(n / 2, |a, b| a.total_cmp(b));
-    if n % 2 == 1 {
-        middle
-    } else {
-        let lower = below.iter().copied().max_by(|a, b| a.total_cmp(b));
-        (lower.unwrap_or(middle) + middle) / 2.0
-    }
-}
-
-/// Most frequent value (ties to the smaller); sorts `values`.
-fn mode(values: &mut [f64]) -> f64 {
-    values.sort_by(|a, b| a.total_cmp(b));
-    let mut best = (f64::NAN, 0usize);
-    let mut i = 0;
-    while i < values.len() {
-        let mut k = i;
-        while k < values.len() && values[k] == values[i] {
-            k += 1;
-        }
-        if k - i > best.1 {
-            best = (values[i], k - i);
-        }
-        i = k;
-    }
-    best.0
-}
-
 fn check_unique_names(batch: &RecordBatch) -> Result<(), ModelError> {
     let mut seen = BTreeSet::new();
     for field in batch.schema().fields() {
@@ -561,6 +484,7 @@ mod tests {
     use arrow::datatypes::{Field, Int32Type, Schema};
 
     use super::*;
+    use crate::model::display::format_number;
 
     fn batch(columns: Vec<(&str, ArrayRef)>) -> RecordBatch {
         let fields: Vec<Field> = columns

@@ -7,19 +7,64 @@ use arrow::error::ArrowError;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+/// A setting out of its range, as every parameter set's `problems` reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParamProblem {
+    /// The setting, as spelled where it is set (e.g. `n_trees`, or
+    /// `train.boosting.n_trees` once [`ParamProblem::within`] a config section).
+    pub name: String,
+    /// What it must be, e.g. "must be in (0, 1]".
+    pub expected: &'static str,
+    /// The value that was given.
+    pub found: String,
+}
+
+impl ParamProblem {
+    pub fn new(name: &str, expected: &'static str, found: impl ToString) -> ParamProblem {
+        ParamProblem {
+            name: name.to_string(),
+            expected,
+            found: found.to_string(),
+        }
+    }
+
+    /// The same problem, its name prefixed with `section.`.
+    pub fn within(self, section: &str) -> ParamProblem {
+        ParamProblem {
+            name: format!("{section}.{}", self.name),
+            ..self
+        }
+    }
+}
+
+impl fmt::Display for ParamProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "`{}` {}, got {}", self.name, self.expected, self.found)
+    }
+}
+
+/// Every setting of a parameter set that is out of its range.
+#[derive(Debug, Clone, PartialEq, Error)]
+#[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+pub struct InvalidParams(pub Vec<ParamProblem>);
+
+impl InvalidParams {
+    /// `Ok` when there are no problems.
+    pub fn check(problems: Vec<ParamProblem>) -> Result<(), InvalidParams> {
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(InvalidParams(problems))
+        }
+    }
+}
+
 /// Everything that can go wrong in [`crate::model`].
 #[derive(Debug, Error)]
 pub enum ModelError {
-    /// A hyper-parameter is out of its range.
-    #[error("`{name}` {expected}, got {found}")]
-    InvalidParam {
-        /// The parameter, as spelled in [`crate::model::ChurnParams`].
-        name: &'static str,
-        /// What it must be, e.g. "must be in (0, 1]".
-        expected: &'static str,
-        /// The value that was given.
-        found: String,
-    },
+    /// Hyper-parameters out of their range: every one, at once.
+    #[error(transparent)]
+    InvalidParams(#[from] InvalidParams),
 
     /// The feature table has no rows to fit on.
     #[error(

@@ -12,7 +12,8 @@ use std::fmt;
 use ndarray::ArrayView2;
 use serde::{Deserialize, Serialize};
 
-use super::design::{FeatureSchema, FeatureValue};
+use super::design::FeatureSchema;
+use super::display::FeatureValue;
 
 /// How tree contributions are computed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

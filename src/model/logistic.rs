@@ -18,9 +18,11 @@ use linfa_logistic::LogisticRegression;
 use ndarray::{Array1, Array2, ArrayView2, Axis};
 use serde::{Deserialize, Serialize};
 
-use super::design::{ColumnType, median};
+use super::design::ColumnType;
 use super::error::ModelError;
 use super::sample::sample_rows;
+use super::stats::median;
+use super::stats::sigmoid;
 
 /// Largest |z| of a standardised design value.
 const CLIP: f64 = 10.0;
@@ -194,11 +196,6 @@ fn check_labels(x: ArrayView2<'_, f64>, y: &[bool]) -> Result<(), ModelError> {
         });
     }
     Ok(())
-}
-
-#[inline]
-fn sigmoid(m: f64) -> f64 {
-    1.0 / (1.0 + (-m).exp())
 }
 
 impl LogisticBaseline {

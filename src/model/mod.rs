@@ -29,6 +29,7 @@ pub mod calibration;
 pub mod check;
 pub mod churn;
 pub mod design;
+pub mod display;
 pub mod error;
 pub mod explain;
 pub mod gbdt;
@@ -37,6 +38,8 @@ pub mod logistic;
 pub mod metrics;
 pub mod sample;
 mod serde_nan;
+pub mod split;
+pub mod stats;
 pub mod tree;
 pub mod tree_baseline;
 
@@ -48,10 +51,11 @@ pub use churn::{
     Candidate, CandidateFit, CandidateKind, ChurnModel, ChurnParams, FitSummary, ValidChurnParams,
 };
 pub use design::{
-    ColumnType, FeatureColumn, FeatureKind, FeatureSchema, FeatureValue, ID_COLUMN, IgnoredBecause,
+    ColumnType, FeatureColumn, FeatureKind, FeatureSchema, ID_COLUMN, IgnoredBecause,
     IgnoredColumn, SchemaOptions,
 };
-pub use error::{ModelError, SchemaMismatch, TypeChange};
+pub use display::FeatureValue;
+pub use error::{InvalidParams, ModelError, ParamProblem, SchemaMismatch, TypeChange};
 pub use explain::{Attribution, Reason};
 pub use gbdt::{GbdtModel, GbdtParams, GbdtValidParams};
 pub use logistic::LogisticBaseline;

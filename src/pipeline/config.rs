@@ -17,6 +17,7 @@ use crate::asof::AsOf;
 use crate::guard::GuardSettings;
 use crate::model::ChurnParams;
 use crate::score::ScoreParams;
+use crate::train::TrainParams;
 
 /// A nightly job.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -104,15 +105,12 @@ pub struct TrainConfig {
     pub horizon_days: u32,
     /// Model directory. Required.
     pub model: PathBuf,
-    /// Boosting rounds. Default 300.
-    #[serde(default = "default_trees")]
-    pub n_trees: usize,
-    /// Boosting learning rate. Default 0.05.
-    #[serde(default = "default_learning_rate")]
-    pub learning_rate: f64,
-    /// Leaves per tree. Default 31.
-    #[serde(default = "default_leaves")]
-    pub max_leaves: usize,
+    /// The churn model's settings ([`ChurnParams`]: `n_trees`, `learning_rate`,
+    /// `max_leaves`, …), each at its default when absent. `seed`, `exclude`, `candidate`
+    /// and `baselines` are set elsewhere (the top-level `seed`, `inputs.exclude_columns`,
+    /// `train.candidate`; the baselines are the validation's own).
+    #[serde(default)]
+    pub boosting: ChurnParams,
     /// Snapshots stacked per model, at most (1 = only the `as_of` one). Default 3.
     #[serde(default = "default_snapshots")]
     pub snapshots: usize,
@@ -134,11 +132,11 @@ fn default_touchpoint_windows() -> Vec<u32> {
 }
 
 fn default_snapshots() -> usize {
-    3
+    TrainParams::SNAPSHOTS
 }
 
 fn default_snapshot_step() -> u32 {
-    30
+    TrainParams::SNAPSHOT_STEP_DAYS
 }
 
 /// Scoring and targeting.
@@ -173,7 +171,7 @@ pub struct OutputConfig {
 }
 
 fn default_seed() -> u64 {
-    42
+    TrainParams::SEED
 }
 fn default_generate_subscribers() -> usize {
     20_000
@@ -188,18 +186,9 @@ fn default_retrain() -> Retrain {
     Retrain::IfMissing
 }
 fn default_horizon() -> u32 {
-    90
+    TrainParams::HORIZON_DAYS
 }
-// The model and scoring defaults are said once, in `ChurnParams` and `ScoreParams`.
-fn default_trees() -> usize {
-    ChurnParams::default().n_trees
-}
-fn default_learning_rate() -> f64 {
-    ChurnParams::default().learning_rate
-}
-fn default_leaves() -> usize {
-    ChurnParams::default().max_leaves
-}
+// The training and scoring defaults are said once, in `TrainParams` and `ScoreParams`.
 fn default_high_risk_deciles() -> u8 {
     ScoreParams::default().high_risk_deciles
 }
@@ -235,6 +224,16 @@ impl PipelineConfig {
             path: shown.clone(),
             source,
         })?;
+        if let Ok(mut table) = toml::from_str::<toml::Table>(&text) {
+            let mut problems = misplaced(&mut table);
+            if !problems.is_empty() {
+                problems.extend(type_problems(&table));
+                return Err(ConfigError::Invalid {
+                    path: shown,
+                    problems,
+                });
+            }
+        }
         let mut config: PipelineConfig = match toml::from_str(&text) {
             Ok(config) => config,
             Err(e) => {
@@ -284,67 +283,51 @@ impl PipelineConfig {
         Ok(config)
     }
 
+    /// The training parameters this job asks for.
+    pub fn train_params(&self, name: &str) -> TrainParams {
+        let mut params = TrainParams::new(self.train.as_of, name);
+        params.horizon_days = self.train.horizon_days;
+        params.churn = ChurnParams {
+            seed: self.seed,
+            ..self.train.boosting.clone()
+        };
+        params.seed = self.seed;
+        params.snapshots = self.train.snapshots;
+        params.snapshot_step_days = self.train.snapshot_step_days;
+        params.candidate = self.train.candidate.forced();
+        params.touchpoint_windows = self.train.touchpoint_windows.clone();
+        params.guards = self.guards.clone();
+        params
+    }
+
+    /// The scoring parameters this job asks for.
+    pub fn score_params(&self) -> ScoreParams {
+        ScoreParams {
+            high_risk_deciles: self.score.high_risk_deciles,
+            max_touchpoints: self.score.max_touchpoints,
+            budget: self.score.budget,
+            offer_cost: self.score.offer_cost,
+            save_rate: self.score.save_rate,
+            ..ScoreParams::default()
+        }
+    }
+
     /// Every problem with the values, at once.
     pub fn check(&self) -> Result<(), Vec<String>> {
         let mut problems = Vec::new();
-        if self.train.horizon_days == 0 {
-            problems.push("`train.horizon_days` must be at least 1".to_string());
-        }
-        if self.train.n_trees == 0 {
-            problems.push("`train.n_trees` must be at least 1".to_string());
-        }
-        if !(self.train.learning_rate > 0.0 && self.train.learning_rate <= 1.0) {
-            problems.push(format!(
-                "`train.learning_rate` must be in (0, 1], found {}",
-                self.train.learning_rate
-            ));
-        }
-        if self.train.max_leaves < 2 {
-            problems.push("`train.max_leaves` must be at least 2".to_string());
-        }
-        if let Some(w) = self
-            .train
-            .touchpoint_windows
-            .iter()
-            .find(|w| ![7, 30, 90].contains(*w))
-        {
-            problems.push(format!(
-                "`train.touchpoint_windows` may hold 7, 30 and 90, found {w}"
-            ));
-        }
-        if self.train.snapshots == 0 {
-            problems.push("`train.snapshots` must be at least 1".to_string());
-        }
-        if self.train.snapshot_step_days == 0 {
-            problems.push("`train.snapshot_step_days` must be at least 1".to_string());
-        }
-        if !(1..=10).contains(&self.score.high_risk_deciles) {
-            problems.push(format!(
-                "`score.high_risk_deciles` must be 1 to 10, found {}",
-                self.score.high_risk_deciles
-            ));
-        }
-        if !(1..=3).contains(&self.score.max_touchpoints) {
-            problems.push(format!(
-                "`score.max_touchpoints` must be 1 to 3, found {}",
-                self.score.max_touchpoints
-            ));
-        }
-        if self.score.budget.is_some_and(|b| b.is_nan() || b < 0.0) {
-            problems.push("`score.budget` must be at least 0".to_string());
-        }
-        if self.score.offer_cost.is_nan() || self.score.offer_cost <= 0.0 {
-            problems.push(format!(
-                "`score.offer_cost` must be above 0, found {}",
-                self.score.offer_cost
-            ));
-        }
-        if !(0.0..=1.0).contains(&self.score.save_rate) {
-            problems.push(format!(
-                "`score.save_rate` must be between 0 and 1, found {}",
-                self.score.save_rate
-            ));
-        }
+        let train = self.train_params(self.name.as_deref().unwrap_or("model"));
+        problems.extend(
+            train
+                .problems()
+                .into_iter()
+                .map(|p| p.within("train").to_string()),
+        );
+        problems.extend(
+            self.score_params()
+                .problems()
+                .into_iter()
+                .map(|p| p.within("score").to_string()),
+        );
         if self.train.as_of > self.score.as_of {
             problems.push(format!(
                 "`train.as_of` ({}) is after `score.as_of` ({}): a model cannot learn from the future it scores",
@@ -392,6 +375,56 @@ fn missing_excluded(subscribers: &Path, exclude: &[String]) -> Option<String> {
             subscribers.display()
         )
     })
+}
+
+/// Keys this version reads elsewhere, by section, and where they belong.
+const MISPLACED: [(&str, &str, &str); 7] = [
+    ("train", "n_trees", "is now `n_trees` in `[train.boosting]`"),
+    (
+        "train",
+        "learning_rate",
+        "is now `learning_rate` in `[train.boosting]`",
+    ),
+    (
+        "train",
+        "max_leaves",
+        "is now `max_leaves` in `[train.boosting]`",
+    ),
+    (
+        "train.boosting",
+        "seed",
+        "is not read: the top-level `seed` seeds every model",
+    ),
+    (
+        "train.boosting",
+        "exclude",
+        "is not read: set `inputs.exclude_columns`",
+    ),
+    (
+        "train.boosting",
+        "candidate",
+        "is not read: set `train.candidate`",
+    ),
+    (
+        "train.boosting",
+        "baselines",
+        "is not read: the validation always judges the baselines",
+    ),
+];
+
+/// Takes the [`MISPLACED`] keys out of `table`, saying where each belongs.
+fn misplaced(table: &mut toml::Table) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (section, key, why) in MISPLACED {
+        let mut t = Some(&mut *table);
+        for part in section.split('.') {
+            t = t.and_then(|t| t.get_mut(part)?.as_table_mut());
+        }
+        if t.and_then(|t| t.remove(key)).is_some() {
+            problems.push(format!("`{section}.{key}` {why}"));
+        }
+    }
+    problems
 }
 
 /// The required fields of each section (and the sections themselves, under `""`): what
@@ -581,6 +614,62 @@ mod tests {
         assert_eq!(problems.len(), 3, "{problems:?}");
     }
 
+    /// The boosting settings, the training and the scoring settings are checked by
+    /// their own parameter types, every problem at once, named by its TOML path.
+    #[test]
+    fn boosting_settings_are_checked_with_the_rest() {
+        let text = r#"
+            [inputs]
+            subscribers = "s.parquet"
+            [train]
+            as_of = "2026-04-01"
+            model = "models/x"
+            snapshots = 0
+            [train.boosting]
+            lambda = -1.0
+            max_leaves = 1
+            n_trees = 40
+            [score]
+            as_of = "2026-07-01"
+            offer_cost = 0
+            [output]
+            dir = "out"
+        "#;
+        let config: PipelineConfig = toml::from_str(text).unwrap();
+        let problems = config.check().unwrap_err().join("\n");
+        for needle in [
+            "`train.snapshots` must be at least 1",
+            "`train.boosting.lambda` must be finite and >= 0, got -1",
+            "`train.boosting.max_leaves` must be at least 2, got 1",
+            "`score.offer_cost` must be above 0, got 0",
+        ] {
+            assert!(problems.contains(needle), "{needle:?} not in {problems}");
+        }
+        let params = config.train_params("x");
+        assert_eq!(params.churn.n_trees, 40);
+        assert_eq!(params.churn.seed, config.seed);
+    }
+
+    #[test]
+    fn keys_set_elsewhere_are_named_with_where_they_belong() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("moved.toml");
+        std::fs::write(
+            &path,
+            "[inputs]\nsubscribers = \"s.parquet\"\n[train]\nas_of = \"2026-04-01\"\n\
+             model = \"m\"\nn_trees = 10\n[train.boosting]\nseed = 7\n\
+             [score]\nas_of = \"2026-07-01\"\n[output]\ndir = \"o\"\n",
+        )
+        .unwrap();
+        let err = PipelineConfig::load(&path).unwrap_err().to_string();
+        assert!(err.contains("has 2 problem(s)"), "{err}");
+        assert!(
+            err.contains("`train.n_trees` is now `n_trees` in `[train.boosting]`"),
+            "{err}"
+        );
+        assert!(err.contains("`train.boosting.seed` is not read"), "{err}");
+    }
+
     /// Regression (issue 14): a type error used to hide every other problem.
     #[test]
     fn every_type_error_and_missing_field_is_reported_with_the_value_problems() {
@@ -597,7 +686,7 @@ mod tests {
             [train]
             as_of = "2026-07-01"
             horizon_days = "ninety"
-            n_trees = 0
+            boosting = { n_trees = 0 }
             [score]
             as_of = "2026-13-01"
             max_touchpoints = 9
@@ -622,7 +711,10 @@ mod tests {
             assert!(err.contains(needle), "expected {needle:?} in: {err}");
         }
         // and the value problems of the fields that read
-        assert!(err.contains("`train.n_trees` must be at least 1"), "{err}");
+        assert!(
+            err.contains("`train.boosting.n_trees` must be at least 1"),
+            "{err}"
+        );
         assert!(
             err.contains("`score.max_touchpoints` must be 1 to 3"),
             "{err}"
@@ -637,7 +729,7 @@ mod tests {
             [train]
             as_of = "2026-07-01"
             model = "m"
-            n_trees = 0
+            boosting = { n_trees = 0 }
             snapshots = "three"
             [score]
             as_of = "2026-08-01"
@@ -649,7 +741,10 @@ mod tests {
         let problems = type_problems(&toml::from_str(text).unwrap());
         assert_eq!(problems.len(), 3, "{problems:?}");
         assert!(problems[0].contains("`train.snapshots`"), "{problems:?}");
-        assert!(problems[1].contains("`train.n_trees`"), "{problems:?}");
+        assert!(
+            problems[1].contains("`train.boosting.n_trees`"),
+            "{problems:?}"
+        );
         assert!(problems[2].contains("`everything`"), "{problems:?}");
     }
 

@@ -19,9 +19,8 @@ use std::time::Instant;
 use anyhow::Context;
 use arrow::array::RecordBatch;
 
-use super::Stage;
+use super::CommandName;
 use super::config::{PipelineConfig, Retrain};
-use crate::artifact::ModelArtifact;
 use crate::asof::AsOf;
 use crate::console::{Console, human_bytes};
 use crate::features::FeatureParams;
@@ -29,10 +28,10 @@ use crate::features::accumulate::EventCounts;
 use crate::guard::{GuardReport, GuardSettings, PreviousRun};
 use crate::load::{InputSpec, Inputs};
 use crate::manifest::{RunManifest, StageTimings, manifest_path_for, peak_memory_bytes};
-use crate::model::ChurnParams;
 use crate::score::{ScoreParams, ScoreSummary, score};
 use crate::segment::Movement;
-use crate::train::{TrainParams, train};
+use crate::train::artifact::ModelArtifact;
+use crate::train::train;
 use crate::write::OutputSet;
 
 /// What a scoring run did, for its summary.
@@ -152,7 +151,7 @@ pub fn score_inputs(
         touchpoint_use: true,
     };
     let table = timings.time("features", || {
-        super::build_features(inputs, features, console)
+        crate::features::build_logged(inputs, features, console)
     })?;
     let guards = crate::guard::check(inputs, &table, guards, previous.map(|p| p.1)).enforce()?;
     guards.warnings().iter().for_each(|w| console.say(w));
@@ -350,25 +349,8 @@ pub fn run_config(config_path: &Path, allow: &[String], console: &Console) -> an
     let must_train = may_train && (config.train.retrain == Retrain::Always || !has_model());
     let mut trained_guards = None;
     let artifact = if must_train {
-        let params = TrainParams {
-            as_of: config.train.as_of,
-            horizon_days: config.train.horizon_days,
-            churn: ChurnParams {
-                n_trees: config.train.n_trees,
-                learning_rate: config.train.learning_rate,
-                max_leaves: config.train.max_leaves,
-                seed: config.seed,
-                ..ChurnParams::default()
-            },
-            seed: config.seed,
-            name: name.clone(),
-            extended: true,
-            snapshots: config.train.snapshots,
-            snapshot_step_days: config.train.snapshot_step_days,
-            candidate: config.train.candidate.forced(),
-            touchpoint_windows: config.train.touchpoint_windows.clone(),
-            guards: guards.clone(),
-        };
+        let mut params = config.train_params(&name);
+        params.guards = guards.clone();
         let (trained, train_guards) = timings.time("train", || train(&inputs, &params, console))?;
         trained_guards = Some(train_guards);
         let artifact = timings.time("save model", || trained.stage(&mut outputs, model_dir))?;
@@ -388,14 +370,7 @@ pub fn run_config(config_path: &Path, allow: &[String], console: &Console) -> an
     } else {
         ModelArtifact::load(model_dir)?
     };
-    let params = ScoreParams {
-        high_risk_deciles: config.score.high_risk_deciles,
-        max_touchpoints: config.score.max_touchpoints,
-        budget: config.score.budget,
-        offer_cost: config.score.offer_cost,
-        save_rate: config.score.save_rate,
-        ..ScoreParams::default()
-    };
+    let params = config.score_params();
     // Last night's scores, if this job ran before: the baseline for drift and guards.
     let previous = if paths.scored.exists() {
         let read = crate::load::read_scored(&paths.scored)
@@ -474,6 +449,6 @@ pub fn run_config(config_path: &Path, allow: &[String], console: &Console) -> an
     outputs
         .commit()
         .context("committing the outputs of the run")?;
-    super::summary(console, Stage::Run, &outcome.summary_lines(), start);
+    super::summary(console, CommandName::Run, &outcome.summary_lines(), start);
     Ok(())
 }

@@ -6,17 +6,17 @@ pub mod job;
 
 use std::time::Instant;
 
-use crate::artifact::ModelArtifact;
 use crate::console::Console;
+use crate::features;
 use crate::features::accumulate::EventCounts;
-use crate::features::{self, FeatureParams, FeatureTable};
 use crate::load::{InputErrors, InputSpec, Inputs};
 use crate::manifest::{RunManifest, StageTimings};
+use crate::train::artifact::ModelArtifact;
 use crate::write::OutputSet;
 
 /// A command, for the summary's title.
 #[derive(Debug, Clone, Copy)]
-pub enum Stage {
+pub enum CommandName {
     Generate,
     Validate,
     Features,
@@ -26,16 +26,16 @@ pub enum Stage {
     Report,
 }
 
-impl Stage {
+impl CommandName {
     fn name(self) -> &'static str {
         match self {
-            Stage::Generate => "generate",
-            Stage::Validate => "validate",
-            Stage::Features => "features",
-            Stage::Train => "train",
-            Stage::Score => "score",
-            Stage::Run => "run",
-            Stage::Report => "report",
+            CommandName::Generate => "generate",
+            CommandName::Validate => "validate",
+            CommandName::Features => "features",
+            CommandName::Train => "train",
+            CommandName::Score => "score",
+            CommandName::Run => "run",
+            CommandName::Report => "report",
         }
     }
 }
@@ -81,30 +81,6 @@ pub fn load_inputs(
         inputs.subscribers.len()
     ));
     Ok(inputs)
-}
-
-/// Builds the feature table with a progress bar.
-pub fn build_features(
-    inputs: &Inputs,
-    params: FeatureParams,
-    console: &Console,
-) -> Result<FeatureTable, PipelineError> {
-    let total = inputs.interactions.as_ref().map_or(0, |i| i.rows);
-    let step = console.progress(total, "features", "events");
-    let table = features::build(
-        &inputs.subscribers,
-        inputs.interactions.as_ref(),
-        &inputs.taxonomy,
-        params,
-        &|done| step.set(done),
-    )?;
-    step.finish(format!(
-        "{} subscribers active at {}, {} events used",
-        table.batch.num_rows(),
-        params.as_of,
-        table.events.used
-    ));
-    Ok(table)
 }
 
 /// One line saying what was skipped and why.
@@ -162,7 +138,7 @@ pub fn timings_line(timings: &StageTimings) -> String {
 }
 
 /// Prints the closing summary of a command.
-pub fn summary(console: &Console, stage: Stage, lines: &[(&str, String)], start: Instant) {
+pub fn summary(console: &Console, stage: CommandName, lines: &[(&str, String)], start: Instant) {
     console.say(format!(
         "churnseg {} done in {:.2}s",
         stage.name(),

@@ -37,32 +37,14 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::design::format_number;
+use crate::model::display::format_number;
 
-/// Why a subscriber is at risk.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ChurnDriver {
-    Service,
-    Price,
-    Product,
-}
-
-impl ChurnDriver {
-    pub const ALL: [ChurnDriver; 3] = [
-        ChurnDriver::Service,
-        ChurnDriver::Price,
-        ChurnDriver::Product,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            ChurnDriver::Service => "service",
-            ChurnDriver::Price => "price",
-            ChurnDriver::Product => "product",
-        }
-    }
-}
+crate::names::named_enum!(
+    /// Why a subscriber is at risk.
+    #[derive(Serialize, Deserialize)]
+    #[serde(rename_all = "lowercase")]
+    ChurnDriver { Service => "service", Price => "price", Product => "product" }
+);
 
 /// The driver of a subscriber whose footprint reaches no threshold: the common cause.
 pub const PRIOR: ChurnDriver = ChurnDriver::Service;
@@ -179,7 +161,7 @@ fn median(values: &[Option<f64>], fallback: f64) -> f64 {
     if v.is_empty() {
         return fallback;
     }
-    crate::model::design::median(&mut v)
+    crate::model::stats::median(&mut v)
 }
 
 impl FootprintReader {

@@ -21,28 +21,20 @@
 
 use serde::{Deserialize, Serialize};
 
-/// A lifecycle stage.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LifecycleStage {
-    Contact,
-    Acquisition,
-    Conversion,
-    Retention,
-    Loyalty,
-}
+crate::names::named_enum!(
+    /// A lifecycle stage.
+    #[derive(Serialize, Deserialize)]
+    #[serde(rename_all = "lowercase")]
+    LifecycleStage {
+        Contact => "contact",
+        Acquisition => "acquisition",
+        Conversion => "conversion",
+        Retention => "retention",
+        Loyalty => "loyalty",
+    }
+);
 
 impl LifecycleStage {
-    pub fn name(self) -> &'static str {
-        match self {
-            LifecycleStage::Contact => "contact",
-            LifecycleStage::Acquisition => "acquisition",
-            LifecycleStage::Conversion => "conversion",
-            LifecycleStage::Retention => "retention",
-            LifecycleStage::Loyalty => "loyalty",
-        }
-    }
-
     /// True for the stages of a customer still being won.
     pub fn is_new(self) -> bool {
         matches!(

@@ -19,39 +19,25 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{ChurnDriver, LifecycleStage, ValueSegment};
+use super::driver::ChurnDriver;
+use super::lifecycle::LifecycleStage;
+use super::value::ValueSegment;
 use crate::taxonomy::Category;
 
-/// What the loyalty team should do with a subscriber.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum LoyaltyAction {
-    Retain,
-    Reward,
-    Upsell,
-    Nurture,
-    ReduceCost,
-}
+crate::names::named_enum!(
+    /// What the loyalty team should do with a subscriber.
+    #[derive(Serialize, Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    LoyaltyAction {
+        Retain => "retain",
+        Reward => "reward",
+        Upsell => "upsell",
+        Nurture => "nurture",
+        ReduceCost => "reduce_cost",
+    }
+);
 
 impl LoyaltyAction {
-    pub const ALL: [LoyaltyAction; 5] = [
-        LoyaltyAction::Retain,
-        LoyaltyAction::Reward,
-        LoyaltyAction::Upsell,
-        LoyaltyAction::Nurture,
-        LoyaltyAction::ReduceCost,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            LoyaltyAction::Retain => "retain",
-            LoyaltyAction::Reward => "reward",
-            LoyaltyAction::Upsell => "upsell",
-            LoyaltyAction::Nurture => "nurture",
-            LoyaltyAction::ReduceCost => "reduce_cost",
-        }
-    }
-
     /// The action for a subscriber (see the module table).
     pub fn choose(segment: ValueSegment, high_risk: bool, stage: LifecycleStage) -> LoyaltyAction {
         match (segment, high_risk) {

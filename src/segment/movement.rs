@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use arrow::array::RecordBatch;
 use serde::Serialize;
 
-use super::ValueSegment;
+use super::value::ValueSegment;
 use crate::features::{column_f64, column_strings};
 
 /// Risk band names, riskiest first.

@@ -10,40 +10,12 @@
 
 use serde::{Deserialize, Serialize};
 
-pub use super::forecast::{PROFIT_RANK, ValueModel, ValueModelReport};
-
-/// A value segment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ValueSegment {
-    Top20,
-    Middle50,
-    Bottom30,
-}
-
-impl ValueSegment {
-    pub const ALL: [ValueSegment; 3] = [
-        ValueSegment::Top20,
-        ValueSegment::Middle50,
-        ValueSegment::Bottom30,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            ValueSegment::Top20 => "top20",
-            ValueSegment::Middle50 => "middle50",
-            ValueSegment::Bottom30 => "bottom30",
-        }
-    }
-
-    pub fn index(self) -> usize {
-        self as usize
-    }
-
-    pub fn parse(text: &str) -> Option<ValueSegment> {
-        ValueSegment::ALL.into_iter().find(|s| s.name() == text)
-    }
-}
+crate::names::named_enum!(
+    /// A value segment.
+    #[derive(Serialize, Deserialize)]
+    #[serde(rename_all = "lowercase")]
+    ValueSegment { Top20 => "top20", Middle50 => "middle50", Bottom30 => "bottom30" }
+);
 
 /// Positions of `profit` sorted from most to least profitable; ties keep input order and
 /// null/NaN come last.

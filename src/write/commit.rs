@@ -38,8 +38,8 @@ use std::path::{Path, PathBuf};
 use arrow::record_batch::RecordBatch;
 use serde::{Deserialize, Serialize};
 
+use super::file::{StagedFile, WriteError, bytes_file, parent_dir, parquet_file, write_bytes};
 use super::lock::{Acquired, DirLock, process_alive};
-use super::{StagedFile, WriteError, bytes_file, parent_dir, parquet_file, write_bytes};
 
 /// The commit record's name in each directory of a set.
 pub const JOURNAL_FILE: &str = ".churnseg-commit.json";

@@ -15,12 +15,13 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use super::metrics::TrainMetrics;
 use crate::asof::AsOf;
 use crate::model::ChurnModel;
 use crate::model::check::{InvalidModel, Problems, validate_churn_model};
+use crate::segment::forecast::ValueModel;
 use crate::segment::touchpoints::RetentionTable;
-use crate::segment::value::{ValueModel, ValueSegment};
-use crate::train::TrainMetrics;
+use crate::segment::value::ValueSegment;
 use crate::write::{OutputSet, WriteError};
 
 /// Bumped when the artifact layout changes incompatibly.
