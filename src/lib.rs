@@ -12,6 +12,7 @@ pub mod load;
 pub mod manifest;
 pub mod model;
 pub mod pipeline;
+pub mod realised;
 pub mod report;
 pub mod score;
 pub mod segment;

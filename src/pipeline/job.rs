@@ -431,9 +431,12 @@ pub fn run_config(config_path: &Path, allow: &[String], console: &Console) -> an
         outputs.stage_parquet(&paths.scored, &outcome.scored)
     })?;
     outcome.timings.time("report", || {
-        let html =
-            crate::report::render(&outcome.scored, &artifact, previous.as_ref().map(|p| &p.0));
-        outputs.stage_bytes(&paths.report, html.as_bytes())
+        let options = crate::report::ReportOptions {
+            previous: previous.as_ref().map(|p| &p.0),
+            ..Default::default()
+        };
+        let html = crate::report::render(&outcome.scored, &artifact, &options)?;
+        anyhow::Ok(outputs.stage_bytes(&paths.report, html.as_bytes())?)
     })?;
     outcome.outputs = vec![
         paths.scored.clone(),

@@ -33,6 +33,15 @@ pub enum LifecycleStage {
 }
 
 impl LifecycleStage {
+    /// Every stage, from first contact to loyalty.
+    pub const ALL: [LifecycleStage; 5] = [
+        LifecycleStage::Contact,
+        LifecycleStage::Acquisition,
+        LifecycleStage::Conversion,
+        LifecycleStage::Retention,
+        LifecycleStage::Loyalty,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
             LifecycleStage::Contact => "contact",
