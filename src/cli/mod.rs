@@ -15,7 +15,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
 use crate::asof::AsOf;
-use crate::console::Console;
+use crate::console::{Console, LogFormat};
 use crate::guard::{GuardFailure, GuardSettings, defaults};
 use crate::load::InputSpec;
 
@@ -30,6 +30,9 @@ pub struct Cli {
     /// Print nothing but errors.
     #[arg(long, short, global = true)]
     pub quiet: bool,
+    /// How log lines on stderr are written: `text`, or `json` (one JSON object per line).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -170,6 +173,9 @@ pub fn thread_limit() -> usize {
 pub fn exit_code(err: &anyhow::Error) -> u8 {
     let stopped = err.chain().any(|cause| {
         cause.is::<GuardFailure>()
+            || cause
+                .downcast_ref::<crate::pipeline::job::JobError>()
+                .is_some_and(crate::pipeline::job::JobError::stopped_by_guard)
             || matches!(
                 cause.downcast_ref::<crate::train::TrainError>(),
                 Some(crate::train::TrainError::Guard(_))
@@ -185,7 +191,7 @@ pub fn parse_as_of(text: &str) -> Result<AsOf, String> {
 
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
-    let console = Console::new(cli.quiet);
+    let console = Console::with_format(cli.quiet, cli.log_format);
     if let Some(threads) = cli.threads {
         let limit = thread_limit();
         if threads > limit {

@@ -189,6 +189,7 @@ pub fn feature_in_words(feature: &str) -> String {
         "revenue_90d" => Some("revenue in the last 90 days"),
         "cost_90d" => Some("cost to serve in the last 90 days"),
         "profit_90d" => Some("profit in the last 90 days"),
+        "personnel_duration_mean_90d" => Some("mean time with staff (s) in the last 90 days"),
         _ => None,
     };
     if let Some(words) = fixed {
@@ -203,10 +204,13 @@ pub fn feature_in_words(feature: &str) -> String {
         && !days.is_empty()
         && days.bytes().all(|b| b.is_ascii_digit())
     {
-        let what = match name.strip_prefix("tp_") {
-            Some(touchpoint) => format!("{} events", touchpoint.replace('_', " ")),
-            None if name == "events" => "touchpoint events".to_string(),
-            None => kind_in_words(name, true),
+        let what = match (name.strip_prefix("tp_"), name.strip_prefix("reason_")) {
+            (Some(touchpoint), _) => format!("{} events", touchpoint.replace('_', " ")),
+            (_, Some(reason)) => {
+                format!("{} complaints or cancellations", reason.replace('_', " "))
+            }
+            _ if name == "events" => "touchpoint events".to_string(),
+            _ => kind_in_words(name, true),
         };
         return format!("{what} in the last {days} days");
     }
