@@ -12,13 +12,14 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-/// How log lines are written (`--log-format`).
+/// How log lines are written (`--log-format`): `text`, lines for people (progress bars on
+/// a terminal), or `json`, one JSON object per line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum LogFormat {
-    /// Lines for people (progress bars on a terminal).
+    // (no doc comments on the variants: clap would then print every command's help in
+    // its long form)
     #[default]
     Text,
-    /// One JSON object per line.
     Json,
 }
 

@@ -65,11 +65,11 @@ pub enum Command {
     )]
     Score(score::ScoreArgs),
     /// Run a nightly job described by a pipeline TOML file.
-    #[command(after_help = "Example:\n  churnseg run pipelines/demo.toml")]
+    #[command(after_help = "Example:\n  churnseg run pipelines/demo.toml --as-of 2026-07-01")]
     Run(run::RunArgs),
     /// Write the HTML report of a scored file and its model.
     #[command(
-        after_help = "Example:\n  churnseg report --scored out/demo/scored.parquet --model models/demo --out out/demo/report.html"
+        after_help = "Example:\n  churnseg report --scored out/demo/as_of=2026-07-01/scored.parquet --model models/demo --currency ¥ --out out/report.html"
     )]
     Report(report::ReportArgs),
 }

@@ -27,8 +27,8 @@ pub struct ReportArgs {
     #[arg(long)]
     pub out: PathBuf,
     /// Currency symbol put before money amounts, e.g. `¥` (default: none).
-    #[arg(long, default_value = "")]
-    pub currency: String,
+    #[arg(long)]
+    pub currency: Option<String>,
 }
 
 pub fn run(args: ReportArgs, console: Console) -> anyhow::Result<()> {
@@ -39,7 +39,7 @@ pub fn run(args: ReportArgs, console: Console) -> anyhow::Result<()> {
     let scored = read_scored(&args.scored)?;
     let previous = args.previous.as_deref().map(read_scored).transpose()?;
     let options = ReportOptions {
-        currency: &args.currency,
+        currency: args.currency.as_deref().unwrap_or_default(),
         previous: previous.as_ref(),
         ..ReportOptions::default()
     };
