@@ -556,8 +556,9 @@ pub fn run_config(
     let realised = timings.time("realised", || {
         judge_past_nights(&config, &past, dates.as_of, &inputs, console)
     });
-    // (opening the outputs may just have finished an interrupted commit of the model)
-    let existing = if has_model() {
+    // (opening the outputs may just have finished an interrupted commit of the model;
+    // `always` never reads the old model, so a damaged one does not stop it)
+    let existing = if has_model() && rule != Retrain::Always {
         Some(ModelArtifact::load(model_dir)?)
     } else {
         None
