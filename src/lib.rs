@@ -13,6 +13,7 @@ pub mod model;
 pub mod names;
 pub mod pipeline;
 pub mod progress;
+pub mod realised;
 pub mod report;
 pub mod score;
 pub mod segment;

@@ -1,5 +1,6 @@
 //! The `churnseg` binary: parse the command line, run the command, print the error chain
-//! and exit 0, 2 (bad input or failure) or 3 (a health guard stopped the run).
+//! and exit 0 (success), 2 (bad input or failure) or 3 (a health guard stopped the run); under
+//! `--log-format json` the error is one JSON object on stderr.
 
 use std::process::ExitCode;
 
@@ -7,17 +8,30 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = churnseg::cli::Cli::parse();
+    let json = cli.log_format == churnseg::console::LogFormat::Json;
     match churnseg::cli::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             if is_broken_pipe(&err) {
                 return ExitCode::SUCCESS;
             }
-            eprintln!("error: {err}");
-            for cause in err.chain().skip(1) {
-                eprintln!("  caused by: {cause}");
+            let code = churnseg::cli::exit_code(&err);
+            if json {
+                let causes: Vec<String> = err.chain().skip(1).map(|c| c.to_string()).collect();
+                let line = serde_json::json!({
+                    "level": "error",
+                    "message": err.to_string(),
+                    "causes": causes,
+                    "exit_code": code,
+                });
+                eprintln!("{line}");
+            } else {
+                eprintln!("error: {err}");
+                for cause in err.chain().skip(1) {
+                    eprintln!("  caused by: {cause}");
+                }
             }
-            ExitCode::from(churnseg::cli::exit_code(&err))
+            ExitCode::from(code)
         }
     }
 }

@@ -64,7 +64,7 @@ fn job_on(d: &Path, trees: usize, root: &Path, retrain: &str, out: Option<&Path>
         format!(
             "name = \"t\"\n[inputs]\nsubscribers = \"{}\"\ninteractions = \"{}\"\n\
              [train]\nretrain = \"{retrain}\"\nas_of = \"2026-03-01\"\nhorizon_days = 60\n\
-             boosting = {{ n_trees = {trees} }}\nmodel = \"{}\"\n[score]\nas_of = \"2026-06-01\"\n[output]\ndir = \"{}\"\n",
+             boosting = {{ n_trees = {trees} }}\nmodel = \"{}\"\n[score]\nas_of = \"2026-06-01\"\n[output]\ndir = \"{}\"\nlayout = \"flat\"\n",
             s(&d.join("subscribers.parquet")),
             s(&d.join("interactions.parquet")),
             s(&model),
@@ -129,6 +129,7 @@ fn expected_files<T>(snap: &[(String, T)]) {
             "models/t/manifest.json",
             "models/t/metrics.json",
             "models/t/model.json",
+            "out/contacts.csv",
             "out/manifest.json",
             "out/report.html",
             "out/scored.parquet",

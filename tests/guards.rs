@@ -487,7 +487,7 @@ fn config(dir: &Path, subs: &Path, events: &Path, retrain: &str, guards: &str) -
         format!(
             "[inputs]\nsubscribers = \"{}\"\ninteractions = \"{}\"\n\
              [train]\nas_of = \"2026-03-01\"\nboosting = {{ n_trees = 15 }}\nsnapshots = 1\nmodel = \"{}\"\nretrain = \"{retrain}\"\n\
-             [score]\nas_of = \"2026-06-15\"\n[output]\ndir = \"{}\"\n{guards}",
+             [score]\nas_of = \"2026-06-15\"\n[output]\ndir = \"{}\"\nlayout = \"flat\"\n{guards}",
             s(subs),
             s(events),
             s(&dir.join("model")),

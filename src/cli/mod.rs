@@ -13,7 +13,7 @@ mod validate;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
-use crate::console::Console;
+use crate::console::{Console, LogFormat};
 use crate::guard::GuardFailure;
 pub use args::{GuardArgs, InputArgs, parse_as_of};
 
@@ -28,6 +28,9 @@ pub struct Cli {
     /// Print nothing but errors.
     #[arg(long, short, global = true)]
     pub quiet: bool,
+    /// How log lines on stderr are written: `text`, or `json` (one JSON object per line).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -60,11 +63,11 @@ pub enum Command {
     )]
     Score(score::ScoreArgs),
     /// Run a nightly job described by a pipeline TOML file.
-    #[command(after_help = "Example:\n  churnseg run pipelines/demo.toml")]
+    #[command(after_help = "Example:\n  churnseg run pipelines/demo.toml --as-of 2026-07-01")]
     Run(run::RunArgs),
     /// Write the HTML report of a scored file and its model.
     #[command(
-        after_help = "Example:\n  churnseg report --scored out/demo/scored.parquet --model models/demo --out out/demo/report.html"
+        after_help = "Example:\n  churnseg report --scored out/demo/as_of=2026-07-01/scored.parquet --model models/demo --currency ¥ --out out/report.html"
     )]
     Report(report::ReportArgs),
 }
@@ -79,6 +82,9 @@ pub fn thread_limit() -> usize {
 pub fn exit_code(err: &anyhow::Error) -> u8 {
     let stopped = err.chain().any(|cause| {
         cause.is::<GuardFailure>()
+            || cause
+                .downcast_ref::<crate::pipeline::job::JobError>()
+                .is_some_and(crate::pipeline::job::JobError::stopped_by_guard)
             || matches!(
                 cause.downcast_ref::<crate::train::TrainError>(),
                 Some(crate::train::TrainError::Guard(_))
@@ -89,7 +95,7 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
 
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
-    let console = Console::new(cli.quiet);
+    let console = Console::with_format(cli.quiet, cli.log_format);
     if let Some(threads) = cli.threads {
         let limit = thread_limit();
         if threads > limit {

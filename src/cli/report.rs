@@ -8,7 +8,7 @@ use clap::Args;
 use crate::console::Console;
 use crate::load::read_scored;
 use crate::pipeline::{self, CommandName};
-use crate::report::render;
+use crate::report::{ReportOptions, render};
 use crate::train::artifact::ModelArtifact;
 use crate::write::OutputSet;
 
@@ -26,6 +26,9 @@ pub struct ReportArgs {
     /// Output HTML file.
     #[arg(long)]
     pub out: PathBuf,
+    /// Currency symbol put before money amounts, e.g. `¥` (default: none).
+    #[arg(long)]
+    pub currency: Option<String>,
 }
 
 pub fn run(args: ReportArgs, console: Console) -> anyhow::Result<()> {
@@ -35,7 +38,12 @@ pub fn run(args: ReportArgs, console: Console) -> anyhow::Result<()> {
     let artifact = ModelArtifact::load(&args.model)?;
     let scored = read_scored(&args.scored)?;
     let previous = args.previous.as_deref().map(read_scored).transpose()?;
-    let html = render(&scored, &artifact, previous.as_ref());
+    let options = ReportOptions {
+        currency: args.currency.as_deref().unwrap_or_default(),
+        previous: previous.as_ref(),
+        ..ReportOptions::default()
+    };
+    let html = render(&scored, &artifact, &options)?;
     outputs.stage_bytes(&args.out, html.as_bytes())?;
     outputs.commit()?;
     pipeline::summary(

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use crate::asof::AsOf;
 use crate::console::Console;
 use crate::pipeline::job;
 
@@ -15,8 +16,17 @@ pub struct RunArgs {
     /// `guards.allow` (comma-separated or repeated; `all` for every guard).
     #[arg(long, value_delimiter = ',', value_name = "GUARD", value_parser = crate::guard::parse_allow)]
     pub allow: Vec<String>,
+    /// The night to score (YYYY-MM-DD), instead of the config's `score.as_of`; a
+    /// relative `train.as_of` (`-120d`) follows it. What a scheduler passes, e.g.
+    /// Airflow's `{{ ds }}`.
+    #[arg(long, value_parser = super::parse_as_of)]
+    pub as_of: Option<AsOf>,
 }
 
 pub fn run(args: RunArgs, console: Console) -> anyhow::Result<()> {
-    job::run_config(&args.config, &args.allow, &console)
+    let request = job::RunRequest {
+        allow: args.allow,
+        as_of: args.as_of,
+    };
+    Ok(job::run_config(&args.config, &request, &console)?)
 }

@@ -40,6 +40,9 @@ pub struct PipelineConfig {
     /// Default: every guard on, at its default threshold.
     #[serde(default)]
     pub guards: GuardSettings,
+    /// The report (currency). Default: no currency symbol.
+    #[serde(default)]
+    pub report: ReportConfig,
 }
 
 /// Where the inputs are.
@@ -79,27 +82,45 @@ pub struct GenerateConfig {
     pub out: PathBuf,
 }
 
-/// When to (re)train.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+// ---- the nightly job's dates, retraining, outputs and report (issue 19) ----
+pub use super::dates::{DateRule, Retrain};
+
+/// How `output.dir` is laid out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Retrain {
-    /// Train every run.
-    Always,
-    /// Train only when the model directory has no model yet (default).
-    IfMissing,
-    /// Never train; the model must exist.
-    Never,
+pub enum Layout {
+    /// One folder per night, `as_of=YYYY-MM-DD/`, with `runs.jsonl` and `latest` at the
+    /// top (default).
+    #[default]
+    ByDate,
+    /// The night's files straight in `output.dir`, replacing the previous night's.
+    Flat,
 }
+
+/// The report.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportConfig {
+    /// Symbol put before money amounts, e.g. `"¥"`. Default: none.
+    #[serde(default)]
+    pub currency: String,
+}
+// ---- end of the issue-19 block ----
 
 /// Model training.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TrainConfig {
-    /// When to train. Default `if_missing`.
+    /// When to train: `always`, `if_missing`, `never` or `every Nd` (when the model's
+    /// training date is N days or more before tonight's). Default `if_missing`.
     #[serde(default = "default_retrain")]
     pub retrain: Retrain,
-    /// Snapshot date of the final model; must leave `horizon_days` of observed history. Required.
-    pub as_of: AsOf,
+    /// Also train when the newest realised ROC AUC is below this (0–1). Default: none.
+    #[serde(default)]
+    pub retrain_below_auc: Option<f64>,
+    /// Snapshot date of the final model: `YYYY-MM-DD` or `-Nd` (N days before the
+    /// scoring date); must leave `horizon_days` observed before the scoring date. Required.
+    pub as_of: DateRule,
     /// Churn horizon in days. Default 90.
     #[serde(default = "default_horizon")]
     pub horizon_days: u32,
@@ -143,8 +164,9 @@ fn default_snapshot_step() -> u32 {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ScoreConfig {
-    /// Snapshot date to score. Required.
-    pub as_of: AsOf,
+    /// Snapshot date to score: `YYYY-MM-DD`, `today` or `yesterday` (UTC); `run
+    /// --as-of` overrides it. Required.
+    pub as_of: DateRule,
     /// Risk deciles counted as high risk for the loyalty action (1–10). Default 3.
     #[serde(default = "default_high_risk_deciles")]
     pub high_risk_deciles: u8,
@@ -166,8 +188,13 @@ pub struct ScoreConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OutputConfig {
-    /// Directory for `scored.parquet`, `manifest.json` and the report. Required.
+    /// Directory for `scored.parquet`, `manifest.json`, the report and the contact list.
+    /// Required.
     pub dir: PathBuf,
+    /// `by_date` (a folder per night, a run index and a `latest` pointer) or `flat`.
+    /// Default `by_date`.
+    #[serde(default)]
+    pub layout: Layout,
 }
 
 fn default_seed() -> u64 {
@@ -283,9 +310,10 @@ impl PipelineConfig {
         Ok(config)
     }
 
-    /// The training parameters this job asks for.
-    pub fn train_params(&self, name: &str) -> TrainParams {
-        let mut params = TrainParams::new(self.train.as_of, name);
+    /// The training parameters this job asks for, training at `as_of` (the night's
+    /// resolved `train.as_of`).
+    pub fn train_params(&self, name: &str, as_of: AsOf) -> TrainParams {
+        let mut params = TrainParams::new(as_of, name);
         params.horizon_days = self.train.horizon_days;
         params.churn = ChurnParams {
             seed: self.seed,
@@ -315,7 +343,8 @@ impl PipelineConfig {
     /// Every problem with the values, at once.
     pub fn check(&self) -> Result<(), Vec<String>> {
         let mut problems = Vec::new();
-        let train = self.train_params(self.name.as_deref().unwrap_or("model"));
+        // The dates are checked below; the parameter types judge everything else.
+        let train = self.train_params(self.name.as_deref().unwrap_or("model"), AsOf::from_days(0));
         problems.extend(
             train
                 .problems()
@@ -328,10 +357,24 @@ impl PipelineConfig {
                 .into_iter()
                 .map(|p| p.within("score").to_string()),
         );
-        if self.train.as_of > self.score.as_of {
+        if let (DateRule::Date(train), DateRule::Date(score)) = (self.train.as_of, self.score.as_of)
+            && train > score
+        {
             problems.push(format!(
-                "`train.as_of` ({}) is after `score.as_of` ({}): a model cannot learn from the future it scores",
-                self.train.as_of, self.score.as_of
+                "`train.as_of` ({train}) is after `score.as_of` ({score}): a model cannot learn from the future it scores"
+            ));
+        }
+        if let DateRule::DaysBefore(_) = self.score.as_of {
+            problems.push(format!(
+                "`score.as_of = \"{}\"` is relative to the scoring date itself: write a date, today or yesterday",
+                self.score.as_of
+            ));
+        }
+        if let Some(f) = self.train.retrain_below_auc
+            && !(f > 0.0 && f <= 1.0)
+        {
+            problems.push(format!(
+                "`train.retrain_below_auc` must be in (0, 1], found {f}"
             ));
         }
         if let Some(g) = &self.generate
@@ -518,12 +561,13 @@ pub fn type_problems(table: &toml::Table) -> Vec<String> {
                 "train" => section_problems::<TrainConfig>(key, t, problems),
                 "score" => section_problems::<ScoreConfig>(key, t, problems),
                 "output" => section_problems::<OutputConfig>(key, t, problems),
+                "report" => section_problems::<ReportConfig>(key, t, problems),
                 _ => section_problems::<GuardSettings>(key, t, problems),
             }
             true
         };
         let keep = match key.as_str() {
-            "inputs" | "generate" | "train" | "score" | "output" | "guards" => {
+            "inputs" | "generate" | "train" | "score" | "output" | "guards" | "report" => {
                 section(&mut value, &mut problems)
             }
             _ => match field_problem::<PipelineConfig>("", key, &value) {
@@ -645,7 +689,7 @@ mod tests {
         ] {
             assert!(problems.contains(needle), "{needle:?} not in {problems}");
         }
-        let params = config.train_params("x");
+        let params = config.train_params("x", AsOf::from_days(0));
         assert_eq!(params.churn.n_trees, 40);
         assert_eq!(params.churn.seed, config.seed);
     }

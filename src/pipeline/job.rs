@@ -16,23 +16,96 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::Context;
 use arrow::array::RecordBatch;
 
-use super::CommandName;
-use super::config::{PipelineConfig, Retrain};
+use super::config::{ConfigError, Layout, PipelineConfig, Retrain};
+use super::dates::{DateError, ModelState, RetrainDecision, RunDates};
+use super::history::{self, History, HistoryError, RunRecord};
+use super::{CommandName, PipelineError};
 use crate::asof::AsOf;
 use crate::console::{Console, human_bytes};
 use crate::features::FeatureParams;
 use crate::features::accumulate::EventCounts;
-use crate::guard::{GuardReport, GuardSettings, PreviousRun};
-use crate::load::{InputSpec, Inputs};
+use crate::guard::{GuardFailure, GuardReport, GuardSettings, NotScored, PreviousRun};
+use crate::load::{InputSpec, Inputs, LoadError};
 use crate::manifest::{RunManifest, StageTimings, manifest_path_for, peak_memory_bytes};
+use crate::model::ModelError;
+use crate::realised::Realised;
+use crate::report::ReportError;
 use crate::score::{ScoreParams, ScoreSummary, score};
 use crate::segment::Movement;
-use crate::train::artifact::ModelArtifact;
-use crate::train::train;
-use crate::write::OutputSet;
+use crate::train::artifact::{ArtifactError, ModelArtifact};
+use crate::train::{TrainError, train};
+use crate::write::{OutputSet, WriteError};
+
+/// Why a scoring run or a nightly job failed.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Dates(#[from] DateError),
+    #[error(transparent)]
+    History(#[from] HistoryError),
+    #[error(transparent)]
+    Pipeline(#[from] PipelineError),
+    #[error(transparent)]
+    Features(#[from] crate::features::FeatureError),
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    #[error(transparent)]
+    NotScored(#[from] NotScored),
+    #[error(transparent)]
+    Guard(#[from] GuardFailure),
+    #[error(transparent)]
+    Train(#[from] TrainError),
+    #[error(transparent)]
+    Artifact(#[from] ArtifactError),
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error(transparent)]
+    Report(#[from] ReportError),
+    #[error(transparent)]
+    Write(#[from] WriteError),
+    #[error(transparent)]
+    Generate(#[from] crate::generate::GenerateError),
+    #[error(
+        "`train.retrain = \"never\"` but {dir} holds no model: train one first (`churnseg train … --out {dir}`) or set `train.retrain`"
+    )]
+    NoModel { dir: String },
+    /// What was being done when `source` happened.
+    #[error("{context}")]
+    Context {
+        context: String,
+        #[source]
+        source: Box<JobError>,
+    },
+}
+
+impl JobError {
+    /// Whether a health guard stopped the run (exit status 3).
+    pub fn stopped_by_guard(&self) -> bool {
+        match self {
+            JobError::Guard(_) | JobError::Train(TrainError::Guard(_)) => true,
+            JobError::Context { source, .. } => source.stopped_by_guard(),
+            _ => false,
+        }
+    }
+}
+
+/// Adds what was being done to an error, as anyhow's `context` would.
+trait Context<T> {
+    fn context(self, context: impl FnOnce() -> String) -> Result<T, JobError>;
+}
+
+impl<T, E: Into<JobError>> Context<T> for Result<T, E> {
+    fn context(self, context: impl FnOnce() -> String) -> Result<T, JobError> {
+        self.map_err(|e| JobError::Context {
+            context: context(),
+            source: Box::new(e.into()),
+        })
+    }
+}
 
 /// What a scoring run did, for its summary.
 pub struct ScoreOutcome {
@@ -144,7 +217,7 @@ pub fn score_inputs(
     guards: &GuardSettings,
     timings: &mut StageTimings,
     console: &Console,
-) -> anyhow::Result<ScoreOutcome> {
+) -> Result<ScoreOutcome, JobError> {
     let features = FeatureParams {
         as_of,
         extended: artifact.extended_features,
@@ -159,7 +232,7 @@ pub fn score_inputs(
     let step = console.progress(0, "score", "");
     let scored = timings
         .time("score", || score(&table, artifact, params))
-        .with_context(|| format!("scoring with model `{}`", artifact.model_version))?;
+        .context(|| format!("scoring with model `{}`", artifact.model_version))?;
     step.finish(format!("{} subscribers", scored.summary.rows));
     let movement = previous.map(|p| Movement::between(p, &scored.batch));
     Ok(ScoreOutcome {
@@ -188,7 +261,7 @@ pub fn score_to_file(
     guards: &GuardSettings,
     out: &Path,
     console: &Console,
-) -> anyhow::Result<ScoreOutcome> {
+) -> Result<ScoreOutcome, JobError> {
     let manifest_path = manifest_path_for(out);
     let mut outputs = OutputSet::begin("score", &[out, &manifest_path])?;
     super::say_notes(console, &outputs);
@@ -197,9 +270,9 @@ pub fn score_to_file(
     let previous = previous
         .map(|p| {
             let batch = crate::load::read_scored(p)
-                .with_context(|| format!("reading the previous scored file {}", p.display()))?;
+                .context(|| format!("reading the previous scored file {}", p.display()))?;
             let run = PreviousRun::from_scored(p, &batch, None)?;
-            anyhow::Ok((batch, run))
+            Ok::<_, JobError>((batch, run))
         })
         .transpose()?;
     let mut outcome = score_inputs(
@@ -247,22 +320,43 @@ pub struct RunOutputs {
     /// `model.json` and `metrics.json` of the model directory.
     pub model: [PathBuf; 2],
     /// The model directory's `manifest.json`; `None` when the model directory is the
-    /// output directory, whose `manifest.json` is the run's (and names the model).
+    /// night's directory, whose `manifest.json` is the run's (and names the model).
     pub model_manifest: Option<PathBuf>,
+    /// The night's directory: `output.dir/as_of=DATE` (`by_date`) or `output.dir` (`flat`).
+    pub night: PathBuf,
     pub scored: PathBuf,
     pub report: PathBuf,
+    pub contacts: PathBuf,
     pub manifest: PathBuf,
+    /// `runs.jsonl` and `latest` at the top of `output.dir` (`by_date` only).
+    pub history: Option<[PathBuf; 2]>,
 }
 
+/// The contact list's file name, beside the report.
+pub const CONTACTS_FILE: &str = "contacts.csv";
+
 impl RunOutputs {
-    pub fn of(config: &PipelineConfig) -> RunOutputs {
+    pub fn of(config: &PipelineConfig, as_of: crate::asof::AsOf) -> RunOutputs {
         let (model_dir, dir) = (&config.train.model, &config.output.dir);
+        let (night, history) = match config.output.layout {
+            Layout::ByDate => (
+                dir.join(history::partition_name(as_of)),
+                Some([
+                    dir.join(history::INDEX_FILE),
+                    dir.join(history::LATEST_FILE),
+                ]),
+            ),
+            Layout::Flat => (dir.clone(), None),
+        };
         RunOutputs {
             model: ModelArtifact::files(model_dir),
-            model_manifest: (!same_dir(model_dir, dir)).then(|| model_dir.join("manifest.json")),
-            scored: dir.join("scored.parquet"),
-            report: dir.join("report.html"),
-            manifest: dir.join("manifest.json"),
+            model_manifest: (!same_dir(model_dir, &night)).then(|| model_dir.join("manifest.json")),
+            scored: night.join("scored.parquet"),
+            report: night.join("report.html"),
+            contacts: night.join(CONTACTS_FILE),
+            manifest: night.join("manifest.json"),
+            night,
+            history,
         }
     }
 
@@ -271,11 +365,17 @@ impl RunOutputs {
         self.model.iter().chain(&self.model_manifest)
     }
 
+    /// The night's files, in the order they are listed in the manifest.
+    fn night_files(&self) -> [&PathBuf; 4] {
+        [&self.scored, &self.report, &self.contacts, &self.manifest]
+    }
+
     /// The files to declare: the model's only when the run may train.
     pub fn declared(&self, may_train: bool) -> Vec<&Path> {
         let model = self.model_files().filter(|_| may_train);
         model
-            .chain([&self.scored, &self.report, &self.manifest])
+            .chain(self.night_files())
+            .chain(self.history.iter().flatten())
             .map(PathBuf::as_path)
             .collect()
     }
@@ -289,23 +389,129 @@ fn same_dir(a: &Path, b: &Path) -> bool {
     }
 }
 
-/// `churnseg run`: the whole nightly job from a config file, committed as one unit;
-/// `allow` adds to the config's `guards.allow`.
-pub fn run_config(config_path: &Path, allow: &[String], console: &Console) -> anyhow::Result<()> {
+/// How one `run` was asked to execute: besides the config, the flags.
+#[derive(Debug, Clone, Default)]
+pub struct RunRequest {
+    /// Guards to allow, besides the config's `guards.allow`.
+    pub allow: Vec<String>,
+    /// `--as-of`: the night to score, instead of `score.as_of`.
+    pub as_of: Option<crate::asof::AsOf>,
+}
+
+/// Last night's scores, if this job ran before: the baseline for movement and guards.
+/// A previous table that cannot be read is said and skipped.
+fn read_previous(
+    paths: &RunOutputs,
+    config: &PipelineConfig,
+    as_of: crate::asof::AsOf,
+    console: &Console,
+) -> Option<(RecordBatch, PreviousRun, Option<crate::asof::AsOf>)> {
+    let (scored, manifest, night) = match config.output.layout {
+        Layout::Flat => (paths.scored.clone(), paths.manifest.clone(), None),
+        Layout::ByDate => {
+            let (night, dir) = history::previous_partition(&config.output.dir, as_of)?;
+            (
+                dir.join("scored.parquet"),
+                dir.join("manifest.json"),
+                Some(night),
+            )
+        }
+    };
+    if !scored.exists() {
+        return None;
+    }
+    let read = crate::load::read_scored(&scored)
+        .map_err(JobError::from)
+        .and_then(|batch| {
+            let run = PreviousRun::from_scored(&scored, &batch, Some(&manifest))?;
+            Ok((batch, run, night))
+        });
+    match read {
+        Ok(previous) => Some(previous),
+        Err(e) => {
+            console.say(format!(
+                "warning: the previous {} cannot be read, so no movement is shown and the guards do not compare with it: {}",
+                scored.display(),
+                crate::console::error_chain(&e)
+            ));
+            None
+        }
+    }
+}
+
+/// Judges the past nights whose horizon is over by tonight (see [`crate::realised`]);
+/// a night whose scored table is gone is said and skipped.
+fn judge_past_nights(
+    config: &PipelineConfig,
+    past: &History,
+    as_of: crate::asof::AsOf,
+    inputs: &Inputs,
+    console: &Console,
+) -> Vec<Realised> {
+    let mut out = Vec::new();
+    for record in past.to_judge(as_of) {
+        let path = config
+            .output
+            .dir
+            .join(&record.partition)
+            .join("scored.parquet");
+        match crate::load::read_scored(&path) {
+            Ok(batch) => {
+                let r = crate::realised::judge(
+                    &batch,
+                    record.as_of,
+                    record.horizon_days,
+                    &record.model_version,
+                    &inputs.subscribers,
+                );
+                console.say(format!("{:>12}  {}", "realised", r.summary()));
+                out.push(r);
+            }
+            Err(e) => console.say(format!(
+                "warning: night {} cannot be judged: {} cannot be read: {e}",
+                record.as_of,
+                path.display()
+            )),
+        }
+    }
+    out
+}
+
+/// `churnseg run`: the whole nightly job from a config file, committed as one unit.
+pub fn run_config(
+    config_path: &Path,
+    request: &RunRequest,
+    console: &Console,
+) -> Result<(), JobError> {
     let start = Instant::now();
     let config = PipelineConfig::load(config_path)?;
     let mut guards = config.guards.clone();
-    guards.allow.extend_from_slice(allow);
+    guards.allow.extend_from_slice(&request.allow);
     let name = config.name.clone().unwrap_or_else(|| "pipeline".into());
     let model_dir = &config.train.model;
     let has_model = || model_dir.join("model.json").exists();
-    let may_train = match config.train.retrain {
-        Retrain::Always => true,
-        Retrain::IfMissing => !has_model(),
+    let rule = config.train.retrain;
+    let floor = config.train.retrain_below_auc;
+    let may_train = match rule {
         Retrain::Never => false,
+        Retrain::IfMissing if floor.is_none() => !has_model(),
+        _ => true,
     };
-    let paths = RunOutputs::of(&config);
-    let mut outputs = OutputSet::begin("run", &paths.declared(may_train)).with_context(|| {
+    let dates = super::dates::resolve(
+        config.score.as_of,
+        config.train.as_of,
+        config.train.horizon_days,
+        request.as_of,
+        super::dates::today_utc(),
+        may_train,
+    )
+    .context(|| format!("resolving the dates of {}", config_path.display()))?;
+    console.say(format!(
+        "{:>12}  scoring {} ({}), training date {} (`train.as_of = \"{}\"`)",
+        "dates", dates.as_of, dates.as_of_from, dates.train_as_of, dates.train_as_of_rule
+    ));
+    let paths = RunOutputs::of(&config, dates.as_of);
+    let mut outputs = OutputSet::begin("run", &paths.declared(may_train)).context(|| {
         format!(
             "opening the outputs of {} (`train.model` {}, `output.dir` {})",
             config_path.display(),
@@ -314,6 +520,10 @@ pub fn run_config(config_path: &Path, allow: &[String], console: &Console) -> an
         )
     })?;
     super::say_notes(console, &outputs);
+    let past = match config.output.layout {
+        Layout::ByDate => History::read(&config.output.dir)?,
+        Layout::Flat => History::default(),
+    };
     let mut timings = StageTimings::default();
     if let Some(g) = &config.generate
         && !config.inputs.subscribers.exists()
@@ -325,7 +535,7 @@ pub fn run_config(config_path: &Path, allow: &[String], console: &Console) -> an
             .time("generate", || {
                 crate::generate::generate(&params, &g.out, &|done| step.set(done))
             })
-            .with_context(|| format!("generating the demo data into {}", g.out.display()))?;
+            .context(|| format!("generating the demo data into {}", g.out.display()))?;
         step.finish(format!(
             "{} subscribers, {} events into {}",
             summary.subscribers,
@@ -345,90 +555,140 @@ pub fn run_config(config_path: &Path, allow: &[String], console: &Console) -> an
     };
     let strict = config.inputs.strict;
     let inputs = timings.time("load", || super::load_inputs(&spec, strict, console))?;
-    // (opening the outputs may just have finished an interrupted commit of the model)
-    let must_train = may_train && (config.train.retrain == Retrain::Always || !has_model());
-    let mut trained_guards = None;
-    let artifact = if must_train {
-        let mut params = config.train_params(&name);
-        params.guards = guards.clone();
-        let (trained, train_guards) = timings.time("train", || train(&inputs, &params, console))?;
-        trained_guards = Some(train_guards);
-        let artifact = timings.time("save model", || trained.stage(&mut outputs, model_dir))?;
-        if let Some(path) = &paths.model_manifest {
-            let manifest = super::model_manifest("run", &inputs, &artifact, &timings);
-            outputs.stage_bytes(path, &manifest.to_bytes()?)?;
-        }
-        console.say(format!(
-            "{:>12}  model {} ({} shipped, {}: ROC AUC {:.3})",
-            "model",
-            artifact.model_version,
-            artifact.metrics.validation.chosen,
-            artifact.metrics.validation.method,
-            artifact.metrics.validation.churn.roc_auc
-        ));
-        artifact
-    } else {
-        ModelArtifact::load(model_dir)?
-    };
-    let params = config.score_params();
-    // Last night's scores, if this job ran before: the baseline for drift and guards.
-    let previous = if paths.scored.exists() {
-        let read = crate::load::read_scored(&paths.scored)
-            .map_err(anyhow::Error::from)
-            .and_then(|batch| {
-                let run = PreviousRun::from_scored(&paths.scored, &batch, Some(&paths.manifest))?;
-                Ok((batch, run))
-            });
-        match read {
-            Ok(previous) => Some(previous),
-            Err(e) => {
-                console.say(format!(
-                    "warning: the previous {} cannot be read, so no movement is shown and the guards do not compare with it: {e:#}",
-                    paths.scored.display()
-                ));
-                None
-            }
-        }
+    let realised = timings.time("realised", || {
+        judge_past_nights(&config, &past, dates.as_of, &inputs, console)
+    });
+    // (opening the outputs may just have finished an interrupted commit of the model;
+    // `always` never reads the old model, so a damaged one does not stop it)
+    let existing = if has_model() && rule != Retrain::Always {
+        Some(ModelArtifact::load(model_dir)?)
     } else {
         None
     };
+    let newest_judged = realised
+        .iter()
+        .chain(past.realised().iter().rev().take(1))
+        .filter_map(|r| Some((r.judged_as_of, r.roc_auc?)))
+        .max_by_key(|(night, _)| *night);
+    let state = ModelState {
+        model_trained_as_of: existing.as_ref().map(|a| a.window.as_of),
+        realised_auc: newest_judged,
+    };
+    let decision = super::dates::decide(rule, floor, &state, dates.train_as_of);
+    let must_train = decision.trained && may_train;
+    console.say(format!(
+        "{:>12}  {}: {}",
+        "retrain",
+        if must_train {
+            "training"
+        } else {
+            "not training"
+        },
+        decision.reason
+    ));
+    let mut trained_guards = None;
+    let artifact = match existing {
+        Some(artifact) if !must_train => artifact,
+        None if !must_train => {
+            return Err(JobError::NoModel {
+                dir: model_dir.display().to_string(),
+            });
+        }
+        _ => {
+            let mut params = config.train_params(&name, dates.train_as_of);
+            params.guards = guards.clone();
+            let (trained, train_guards) =
+                timings.time("train", || train(&inputs, &params, console))?;
+            trained_guards = Some(train_guards);
+            let artifact = timings.time("save model", || trained.stage(&mut outputs, model_dir))?;
+            if let Some(path) = &paths.model_manifest {
+                let manifest = super::model_manifest("run", &inputs, &artifact, &timings);
+                outputs.stage_bytes(path, &manifest.to_bytes()?)?;
+            }
+            console.say(format!(
+                "{:>12}  model {} ({} shipped, {}: ROC AUC {:.3})",
+                "model",
+                artifact.model_version,
+                artifact.metrics.validation.chosen,
+                artifact.metrics.validation.method,
+                artifact.metrics.validation.churn.roc_auc
+            ));
+            artifact
+        }
+    };
+    let params = config.score_params();
+    let previous = read_previous(&paths, &config, dates.as_of, console);
     let mut outcome = score_inputs(
         &inputs,
         &artifact,
-        config.score.as_of,
+        dates.as_of,
         &params,
-        previous.as_ref().map(|(b, r)| (b, r)),
+        previous.as_ref().map(|(b, r, _)| (b, r)),
         &guards,
         &mut timings,
         console,
     )?;
+    let previous_as_of = previous.as_ref().and_then(|p| p.2);
     outcome.timings.time("write", || {
         outputs.stage_parquet(&paths.scored, &outcome.scored)
     })?;
+    let record = RunRecord {
+        as_of: dates.as_of,
+        partition: history::partition_name(dates.as_of),
+        as_of_from: dates.as_of_from.clone(),
+        train_as_of: dates.train_as_of,
+        horizon_days: artifact.window.horizon_days,
+        model_version: artifact.model_version.clone(),
+        trained: must_train,
+        retrain_reason: decision.reason.clone(),
+        scored: outcome.summary.rows,
+        mean_churn_probability: outcome.summary.mean_churn_probability,
+        value_at_risk: outcome.summary.value_at_risk,
+        targeted: outcome.summary.targeting.targeted,
+        expected_return: outcome.summary.targeting.expected_return,
+        previous_as_of,
+        movement: outcome.movement.clone(),
+        realised: realised.clone(),
+    };
+    let index = past.with(record);
+    let realised_history = index.realised();
     outcome.timings.time("report", || {
-        let html =
-            crate::report::render(&outcome.scored, &artifact, previous.as_ref().map(|p| &p.0));
-        outputs.stage_bytes(&paths.report, html.as_bytes())
+        let (_, list) = crate::report::contacts::contacts(&outcome.scored);
+        outputs.stage_bytes(&paths.contacts, &crate::report::contacts::to_csv(&list)?)?;
+        let options = crate::report::ReportOptions {
+            currency: &config.report.currency,
+            previous: previous.as_ref().map(|p| &p.0),
+            as_of: Some(dates.as_of),
+            previous_as_of,
+            realised: &realised_history,
+            contacts_csv: Some(CONTACTS_FILE),
+        };
+        let html = crate::report::render(&outcome.scored, &artifact, &options)?;
+        outputs.stage_bytes(&paths.report, html.as_bytes())?;
+        Ok::<_, JobError>(())
     })?;
-    outcome.outputs = vec![
-        paths.scored.clone(),
-        paths.report.clone(),
-        paths.manifest.clone(),
-    ];
+    outcome.outputs = paths.night_files().into_iter().cloned().collect();
+    outcome
+        .outputs
+        .extend(paths.history.iter().flatten().cloned());
     if must_train {
         outcome.outputs.extend(paths.model_files().cloned());
     }
     let mut manifest = RunManifest::new("run");
     manifest.set("config_path", config_path.display().to_string());
     manifest.set("config", &config);
+    manifest.set("dates", &dates);
     manifest.set("inputs", inputs.describe());
     manifest.set("trained", must_train);
+    manifest.set("retrain", &decision);
     manifest.set("model_version", &artifact.model_version);
     manifest.set("model_sha256", &artifact.sha256);
     manifest.set("model_metrics", &artifact.metrics);
     manifest.set("events", &outcome.events);
     manifest.set("scored", &outcome.summary);
+    manifest.set("previous_as_of", previous_as_of);
     manifest.set("movement", &outcome.movement);
+    manifest.set("realised", &realised);
     manifest.set("guards", &outcome.guards);
     if let Some(g) = &trained_guards {
         manifest.set("train_guards", g);
@@ -446,9 +706,66 @@ pub fn run_config(config_path: &Path, allow: &[String], console: &Console) -> an
     // A check that must stop the run goes here (adding its figures to `manifest` first):
     // everything is staged, nothing has been replaced yet.
     outputs.stage_bytes(&paths.manifest, &manifest.to_bytes()?)?;
+    if let Some([index_path, latest_path]) = &paths.history {
+        outputs.stage_bytes(index_path, &index.to_bytes()?)?;
+        let latest = index.latest().unwrap_or_default();
+        outputs.stage_bytes(latest_path, latest.as_bytes())?;
+    }
     outputs
         .commit()
-        .context("committing the outputs of the run")?;
-    super::summary(console, CommandName::Run, &outcome.summary_lines(), start);
+        .context(|| "committing the outputs of the run".to_string())?;
+    let mut lines = outcome.summary_lines();
+    if let (Some(night), Some(line)) =
+        (previous_as_of, lines.iter_mut().find(|l| l.0 == "movement"))
+    {
+        line.1 = format!("since night {night}: {}", line.1);
+    }
+    lines.splice(0..0, run_lines(&dates, &decision, &realised));
+    super::summary(console, CommandName::Run, &lines, start);
     Ok(())
+}
+
+/// The lines a nightly run adds at the head of the scoring summary.
+fn run_lines(
+    dates: &RunDates,
+    decision: &RetrainDecision,
+    realised: &[Realised],
+) -> Vec<(&'static str, String)> {
+    vec![
+        (
+            "dates",
+            format!(
+                "scored {} ({}), trained as of {} ({}), horizon {} days",
+                dates.as_of,
+                dates.as_of_from,
+                dates.train_as_of,
+                dates.train_as_of_rule,
+                dates.horizon_days
+            ),
+        ),
+        (
+            "retrain",
+            format!(
+                "{}: {}",
+                if decision.trained {
+                    "trained"
+                } else {
+                    "not trained"
+                },
+                decision.reason
+            ),
+        ),
+        (
+            "realised",
+            if realised.is_empty() {
+                "no night's horizon ended since the last judged one".to_string()
+            } else {
+                realised
+                    .iter()
+                    .map(Realised::summary)
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            },
+        ),
+    ]
 }

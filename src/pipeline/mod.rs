@@ -2,6 +2,8 @@
 //! the config-driven `run` that chains them (see [`config`]).
 
 pub mod config;
+pub mod dates;
+pub mod history;
 pub mod job;
 
 use std::time::Instant;
@@ -139,14 +141,7 @@ pub fn timings_line(timings: &StageTimings) -> String {
 
 /// Prints the closing summary of a command.
 pub fn summary(console: &Console, stage: CommandName, lines: &[(&str, String)], start: Instant) {
-    console.say(format!(
-        "churnseg {} done in {:.2}s",
-        stage.name(),
-        start.elapsed().as_secs_f64()
-    ));
-    for (key, value) in lines {
-        console.say(format!("  {key:<12} {value}"));
-    }
+    console.summary(stage.name(), start.elapsed().as_secs_f64(), lines);
 }
 
 /// Says what opening a command's outputs found and did (a stale lock taken over, an

@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 
 use arrow::array::RecordBatch;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::value::ValueSegment;
 use crate::features::{column_f64, column_strings};
@@ -16,7 +16,7 @@ use crate::features::{column_f64, column_strings};
 pub const RISK_BANDS: [&str; 3] = ["high", "medium", "low"];
 
 /// Segment and risk movement between two scored tables.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Movement {
     /// Subscribers in both tables.
     pub matched: usize,
