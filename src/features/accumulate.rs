@@ -505,6 +505,25 @@ impl Part {
         let known = classes.len();
         let complain = crate::taxonomy::Kind::Complain.index() as u8;
         let personnel = crate::taxonomy::Category::Personnel.index() as u8;
+        // On a log in time order the accumulators of consecutive rows lie far apart, so
+        // the fold below waits on memory at every row. Touching every cache line the
+        // fold writes first, in a loop of independent loads, lets the processor fetch
+        // many of them at once; the fold then finds them in cache (a part's rows of one
+        // batch touch at most a part's 1.7 MB).
+        let mut touched = 0i64;
+        for &i in rows {
+            if let Some(acc) = self.accs.get((slots[i as usize] - self.lo) as usize) {
+                touched ^= acc.counts[0][0] as i64
+                    ^ acc.counts[1][5] as i64
+                    ^ acc.counts[2][10] as i64
+                    ^ acc.last
+                    ^ acc.last_kind[5]
+                    ^ acc.satisfaction.fixed as i64
+                    ^ acc.cost.fixed as i64
+                    ^ acc.personnel_duration_n as i64;
+            }
+        }
+        std::hint::black_box(touched);
         for &i in rows {
             let i = i as usize;
             let slot = slots[i];
@@ -630,8 +649,10 @@ pub struct Worker<'a> {
 
 /// What a worker needs to know that is the same for all workers.
 pub struct PassContext<'a> {
-    /// Subscriber id → row of the subscriber table.
+    /// Subscriber id → row of the subscriber table, or straight to the slot of the only
+    /// snapshot when `index_gives_slots` (one lookup less per event).
     pub index: &'a IdIndex,
+    pub index_gives_slots: bool,
     pub taxonomy: &'a crate::taxonomy::Taxonomy,
     pub channels: &'a ChannelRegistry,
     /// The snapshots this pass serves, each with its own `as_of` and table.
@@ -728,6 +749,7 @@ impl<'a> Worker<'a> {
         for (snapshot, counts) in ctx.snapshots.iter().zip(self.counts.iter_mut()) {
             fold_snapshot(
                 snapshot,
+                ctx.index_gives_slots,
                 counts,
                 &self.rows,
                 null_id.as_ref(),
@@ -771,6 +793,7 @@ impl<'a> Worker<'a> {
 #[allow(clippy::too_many_arguments)]
 fn fold_snapshot(
     snapshot: &SnapshotTable,
+    index_gives_slots: bool,
     counts: &mut EventCounts,
     rows: &[u32],
     null_id: Option<&arrow::buffer::NullBuffer>,
@@ -787,8 +810,8 @@ fn fold_snapshot(
     starts.resize(parts + 1, 0);
     let (mut newest, mut oldest) = (i64::MIN, i64::MAX);
     for (i, &row) in rows.iter().enumerate() {
-        let slot = if row == UNKNOWN {
-            UNKNOWN
+        let slot = if row == UNKNOWN || index_gives_slots {
+            row
         } else {
             snapshot
                 .slot_of_row

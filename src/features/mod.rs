@@ -231,9 +231,6 @@ pub fn build_snapshots(
         });
     }
     let known = taxonomy.len();
-    let all_rows: Vec<u32> = (0..subscribers.len() as u32).collect();
-    let index = IdIndex::new(&subscribers.ids, &all_rows);
-    drop(all_rows);
     let active: Vec<Vec<u32>> = snapshots
         .iter()
         .map(|p| subscribers.active_rows(p.as_of))
@@ -252,9 +249,20 @@ pub fn build_snapshots(
             )
         })
         .collect();
+    // One snapshot: ids map straight to its slots. Several: ids map to subscriber rows,
+    // and each snapshot maps rows to its slots.
+    let index_gives_slots = tables.len() == 1;
+    let index = match tables.first() {
+        Some(t) if index_gives_slots => IdIndex::new(&subscribers.ids, &t.slot_of_row),
+        _ => {
+            let all_rows: Vec<u32> = (0..subscribers.len() as u32).collect();
+            IdIndex::new(&subscribers.ids, &all_rows)
+        }
+    };
     let registry = ChannelRegistry::default();
     let ctx = PassContext {
         index: &index,
+        index_gives_slots,
         taxonomy,
         channels: &registry,
         snapshots: &tables,
