@@ -2,13 +2,17 @@
 """Time `churnseg features` against the Python-polars and DuckDB peers
 (../shared/bench/peer_features.py) on the same data, alternating, and print ratios.
 
-usage: benches/compare_peers.py DATA_DIR AS_OF [--threads N] [--rounds R] [--churnseg BIN] [--peer PATH]
+usage: benches/compare_peers.py DATA_DIR AS_OF [--threads N] [--rounds R] [--churnseg BIN]
+                                 [--peer PATH] [--memory-threads 2,8]
 
-Each round runs churnseg, polars and duckdb once, in that order, each in its own process;
-wall time comes from the clock, peak memory from the child's rusage (wait4). The medians
-over the rounds are reported, with ratios to the faster peer. Finally every SPEC §4 core
-column of churnseg's output is compared with DuckDB's (relative tolerance 1e-9, nulls
-where it has nulls).
+Each round runs churnseg, its decode floor (`features --decode-only`: the same columns
+read by the same reader and dropped), polars and duckdb once, in that order, each in its
+own process; wall time comes from the clock, peak memory from the child's rusage (wait4).
+The medians over the rounds are reported, with ratios to the faster peer and to the
+decode floor. With --memory-threads, churnseg then runs once at each thread count given
+and its peak memory is reported against the first. Finally every SPEC §4 core column of
+churnseg's output is compared with DuckDB's (relative tolerance 1e-9, nulls where it has
+nulls).
 
 Set up once: python3 -m venv .venv && .venv/bin/pip install polars duckdb pyarrow
 """
@@ -63,7 +67,8 @@ def main():
     ap.add_argument("data_dir")
     ap.add_argument("as_of")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--memory-threads", default="", help="e.g. 2,8: churnseg's peak memory at each")
     ap.add_argument("--churnseg", default=os.path.join(HERE, "..", "target", "release", "churnseg"))
     ap.add_argument("--peer", default=os.path.join(HERE, "..", "..", "shared", "bench", "peer_features.py"))
     ap.add_argument("--python", default=sys.executable)
@@ -71,12 +76,15 @@ def main():
     d = args.data_dir
     out = tempfile.mkdtemp(prefix="churnseg-peers-")
     t = str(args.threads)
+    def features(threads, *extra):
+        return [args.churnseg, "--quiet", "--threads", str(threads), "features",
+                "--subscribers", os.path.join(d, "subscribers.parquet"),
+                "--interactions", os.path.join(d, "interactions.parquet"),
+                "--taxonomy", os.path.join(d, "taxonomy.toml"),
+                "--as-of", args.as_of, "--out", os.path.join(out, "churnseg.parquet"), *extra]
     cmds = {
-        "churnseg": [args.churnseg, "--quiet", "--threads", t, "features",
-                     "--subscribers", os.path.join(d, "subscribers.parquet"),
-                     "--interactions", os.path.join(d, "interactions.parquet"),
-                     "--taxonomy", os.path.join(d, "taxonomy.toml"),
-                     "--as-of", args.as_of, "--out", os.path.join(out, "churnseg.parquet")],
+        "churnseg": features(t),
+        "decode": features(t, "--decode-only"),
         "polars": [args.python, args.peer, "polars", d, args.as_of, os.path.join(out, "polars.parquet"), t],
         "duckdb": [args.python, args.peer, "duckdb", d, args.as_of, os.path.join(out, "duckdb.parquet"), t],
     }
@@ -96,7 +104,16 @@ def main():
     for k in cmds:
         print(f"  {k:9s} {med[k]:8.2f}s  peak {mem[k] / 2**20:8.0f} MiB")
     print(f"churnseg / {faster} (faster peer) wall time: {med['churnseg'] / med[faster]:.3f}")
+    print(f"churnseg / decode floor wall time: {med['churnseg'] / med['decode']:.3f}")
     print(f"churnseg / duckdb peak memory: {mem['churnseg'] / mem['duckdb']:.3f}")
+    if args.memory_threads:
+        counts = [int(x) for x in args.memory_threads.split(",")]
+        peaks = {}
+        for n in counts:
+            _, peaks[n] = run(features(n), dict(env, RAYON_NUM_THREADS=str(n)))
+            print(f"churnseg --threads {n}: peak {peaks[n] / 2**20:8.0f} MiB", flush=True)
+        for n in counts[1:]:
+            print(f"churnseg peak memory, {n} threads / {counts[0]} threads: {peaks[n] / peaks[counts[0]]:.3f}")
     problems = compare(os.path.join(out, "churnseg.parquet"), os.path.join(out, "duckdb.parquet"))
     print("output vs duckdb:", "identical on every core column" if not problems else "; ".join(problems))
     sys.exit(1 if problems else 0)

@@ -18,17 +18,31 @@
 //! seeded RNG, generated in parallel and written in block order, so the same parameters
 //! give byte-identical files on any number of threads. Blocks are written wave by wave,
 //! so memory stays bounded however many events are asked for.
+//!
+//! The events are written in one of two [`Layout`]s. By default they are in time order
+//! across subscribers, as a log appended day by day is: consecutive events belong to
+//! different subscribers. Each wave's events are spilled into week-long buckets
+//! (uncompressed Parquet in a hidden folder of the output directory, removed at the end),
+//! then each bucket is read back, sorted by (instant, subscriber, order of generation)
+//! and written, so memory stays bounded by one week of events. With
+//! [`Layout::BySubscriber`] each subscriber's events are written together, in block order
+//! (the layout of earlier versions, byte for byte).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, BooleanArray, Date32Array, Float64Array, Int64Array, RecordBatch, StringArray,
-    TimestampMicrosecondArray, TimestampMillisecondArray, TimestampNanosecondArray,
-    TimestampSecondArray,
+    ArrayRef, AsArray, BooleanArray, Date32Array, Float64Array, Int64Array, RecordBatch,
+    StringArray, TimestampMicrosecondArray, TimestampMillisecondArray, TimestampNanosecondArray,
+    TimestampSecondArray, UInt32Array,
 };
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow::compute::{concat_batches, take_record_batch};
+use arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef, TimeUnit, UInt32Type};
 use chrono::NaiveDate;
+use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::basic::Compression;
+use parquet::file::properties::WriterProperties;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Exp, Normal, Poisson};
@@ -52,13 +66,27 @@ pub struct GenerateParams {
     pub string_ids: bool,
     pub ts_unit: TimeUnit,
     pub ts_zone: Option<String>,
+    /// The order of the events in `interactions.parquet`.
+    pub layout: Layout,
+}
+
+/// The order of the events in the generated `interactions.parquet`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Layout {
+    /// In time order across subscribers (ties by subscriber), like a log appended day by
+    /// day.
+    #[default]
+    TimeOrdered,
+    /// Each subscriber's events together, subscribers in id order.
+    BySubscriber,
 }
 
 /// The day after the generated history ends by default (history up to 2026-06-30).
 pub const DEFAULT_END: NaiveDate = crate::asof::calendar_date!(2026, 7, 1);
 
 impl GenerateParams {
-    /// Defaults: history up to 2026-06-30, microsecond UTC timestamps, integer ids.
+    /// Defaults: history up to 2026-06-30, microsecond UTC timestamps, integer ids, events
+    /// in time order.
     pub fn new(subscribers: usize, days: u32, seed: u64) -> GenerateParams {
         GenerateParams {
             subscribers,
@@ -68,6 +96,7 @@ impl GenerateParams {
             string_ids: false,
             ts_unit: TimeUnit::Microsecond,
             ts_zone: Some("UTC".into()),
+            layout: Layout::default(),
         }
     }
 }
@@ -90,6 +119,8 @@ pub enum GenerateError {
     Arrow(#[from] arrow::error::ArrowError),
     #[error("`--days` must be at least 1")]
     NoDays,
+    #[error("failed to sort the generated events through `{path}`: {message}")]
+    Spill { path: String, message: String },
 }
 
 /// Subscribers per block: the unit of seeding and parallel work.
@@ -601,11 +632,20 @@ fn ts_array(params: &GenerateParams, micros: &[i64]) -> ArrayRef {
     }
 }
 
-fn event_batch(
-    params: &GenerateParams,
-    schema: &SchemaRef,
-    blocks: &[Block],
-) -> Result<RecordBatch, GenerateError> {
+/// The schema of events before they take their final form: the subscriber as its index
+/// (`UInt32`) and the instant as microseconds (`Int64`), so that the time-ordered layout
+/// can sort them before ids and timestamps are written out.
+fn raw_schema(schema: &SchemaRef) -> SchemaRef {
+    let mut fields: Vec<Field> = vec![
+        Field::new("subscriber", DataType::UInt32, false),
+        Field::new("micros", DataType::Int64, false),
+    ];
+    fields.extend(schema.fields().iter().skip(2).map(|f| f.as_ref().clone()));
+    Arc::new(Schema::new(fields))
+}
+
+/// The events of `blocks` in block order, in the raw form of [`raw_schema`].
+fn raw_batch(raw: &SchemaRef, blocks: &[Block]) -> Result<RecordBatch, GenerateError> {
     let ev = |f: &dyn Fn(&Events) -> usize| blocks.iter().map(|b| f(&b.events)).sum::<usize>();
     let n = ev(&|e| e.ts.len());
     let mut ids = Vec::with_capacity(n);
@@ -622,7 +662,7 @@ fn event_batch(
     );
     for b in blocks {
         let e = &b.events;
-        ids.extend(e.sub.iter().map(|&s| s as usize));
+        ids.extend_from_slice(&e.sub);
         ts.extend_from_slice(&e.ts);
         tp.extend_from_slice(&e.touchpoint);
         ch.extend_from_slice(&e.channel);
@@ -634,8 +674,8 @@ fn event_batch(
         rn.extend_from_slice(&e.reason);
     }
     let columns: Vec<ArrayRef> = vec![
-        id_array(params, ids.into_iter()),
-        ts_array(params, &ts),
+        Arc::new(UInt32Array::from(ids)),
+        Arc::new(Int64Array::from(ts)),
         Arc::new(StringArray::from(tp)),
         Arc::new(StringArray::from(ch)),
         Arc::new(Float64Array::from(du)),
@@ -645,7 +685,149 @@ fn event_batch(
         Arc::new(BooleanArray::from(rs)),
         Arc::new(StringArray::from(rn)),
     ];
+    Ok(RecordBatch::try_new(raw.clone(), columns)?)
+}
+
+/// Raw events (see [`raw_schema`]) in their final form: subscriber ids and timestamps
+/// of the asked type.
+fn event_batch(
+    params: &GenerateParams,
+    schema: &SchemaRef,
+    raw: &RecordBatch,
+) -> Result<RecordBatch, GenerateError> {
+    let sub = raw.column(0).as_primitive::<UInt32Type>();
+    let micros = raw.column(1).as_primitive::<Int64Type>();
+    let mut columns: Vec<ArrayRef> = vec![
+        id_array(params, sub.values().iter().map(|&s| s as usize)),
+        ts_array(params, micros.values()),
+    ];
+    columns.extend(raw.columns().iter().skip(2).cloned());
     Ok(RecordBatch::try_new(schema.clone(), columns)?)
+}
+
+/// Days of events per bucket of the time-ordered layout.
+const BUCKET_DAYS: i64 = 7;
+
+/// The time-ordered layout's spill: one uncompressed Parquet file per week of history,
+/// each wave's events appended as one row group. Removed when dropped.
+struct Spill {
+    dir: PathBuf,
+    start_micros: i64,
+    raw: SchemaRef,
+    writers: Vec<Option<ArrowWriter<std::io::BufWriter<std::fs::File>>>>,
+}
+
+impl Spill {
+    fn create(
+        out_dir: &Path,
+        raw: SchemaRef,
+        start: i32,
+        end: i32,
+    ) -> Result<Spill, GenerateError> {
+        let dir = out_dir.join(format!(".generate-spill-{}", std::process::id()));
+        let buckets = ((end - start) as i64).div_euclid(BUCKET_DAYS) as usize + 1;
+        let spill = Spill {
+            dir,
+            start_micros: start as i64 * MICROS_PER_DAY,
+            raw,
+            writers: (0..buckets).map(|_| None).collect(),
+        };
+        std::fs::create_dir_all(&spill.dir).map_err(|e| spill.error(e))?;
+        Ok(spill)
+    }
+
+    fn error(&self, e: impl std::fmt::Display) -> GenerateError {
+        GenerateError::Spill {
+            path: self.dir.display().to_string(),
+            message: e.to_string(),
+        }
+    }
+
+    fn path(&self, bucket: usize) -> PathBuf {
+        self.dir.join(format!("week-{bucket:05}.parquet"))
+    }
+
+    /// Appends one wave's raw events, each to the bucket of its week.
+    fn add(&mut self, raw: &RecordBatch) -> Result<(), GenerateError> {
+        let micros = raw.column(1).as_primitive::<Int64Type>();
+        let last = self.writers.len() - 1;
+        let mut rows: Vec<Vec<u32>> = vec![Vec::new(); self.writers.len()];
+        for (row, &t) in micros.values().iter().enumerate() {
+            let week = (t - self.start_micros).div_euclid(BUCKET_DAYS * MICROS_PER_DAY);
+            rows[week.clamp(0, last as i64) as usize].push(row as u32);
+        }
+        for (bucket, rows) in rows.into_iter().enumerate() {
+            if rows.is_empty() {
+                continue;
+            }
+            let part = take_record_batch(raw, &UInt32Array::from(rows))?;
+            if self.writers[bucket].is_none() {
+                let file = std::fs::File::create(self.path(bucket)).map_err(|e| self.error(e))?;
+                let props = WriterProperties::builder()
+                    .set_compression(Compression::UNCOMPRESSED)
+                    .set_dictionary_enabled(false)
+                    .build();
+                let writer = ArrowWriter::try_new(
+                    std::io::BufWriter::new(file),
+                    self.raw.clone(),
+                    Some(props),
+                )
+                .map_err(|e| self.error(e))?;
+                self.writers[bucket] = Some(writer);
+            }
+            if let Some(w) = self.writers[bucket].as_mut() {
+                let written = w.write(&part).and_then(|()| w.flush());
+                written.map_err(|e| GenerateError::Spill {
+                    path: self.dir.display().to_string(),
+                    message: e.to_string(),
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes every bucket, in week order, each sorted by (instant, subscriber, order of
+    /// generation), into `sink`; returns the events written.
+    fn drain(
+        mut self,
+        params: &GenerateParams,
+        schema: &SchemaRef,
+        sink: &mut ParquetSink,
+    ) -> Result<u64, GenerateError> {
+        let mut events = 0u64;
+        for bucket in 0..self.writers.len() {
+            let Some(writer) = self.writers[bucket].take() else {
+                continue;
+            };
+            writer.close().map_err(|e| self.error(e))?;
+            let file = std::fs::File::open(self.path(bucket)).map_err(|e| self.error(e))?;
+            let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+                .and_then(|b| b.with_batch_size(1 << 20).build())
+                .map_err(|e| self.error(e))?;
+            let batches = reader
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| self.error(e))?;
+            let raw = concat_batches(&self.raw, &batches)?;
+            drop(batches);
+            let sub = raw.column(0).as_primitive::<UInt32Type>().values();
+            let micros = raw.column(1).as_primitive::<Int64Type>().values();
+            let mut order: Vec<u32> = (0..raw.num_rows() as u32).collect();
+            order.sort_unstable_by_key(|&r| (micros[r as usize], sub[r as usize], r));
+            let sorted = take_record_batch(&raw, &UInt32Array::from(order))?;
+            drop(raw);
+            events += sorted.num_rows() as u64;
+            sink.write(&event_batch(params, schema, &sorted)?)?;
+            std::fs::remove_file(self.path(bucket)).map_err(|e| self.error(e))?;
+        }
+        Ok(events)
+    }
+}
+
+impl Drop for Spill {
+    fn drop(&mut self) {
+        // best effort: the spill is scratch, never an output
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
 
 fn subscriber_batch(
@@ -731,7 +913,12 @@ pub fn generate(
         &[&events_path, &subs_path, &tax_path, &truth_path],
     )?;
     let schema = event_schema(params);
+    let raw = raw_schema(&schema);
     let mut sink = ParquetSink::create(&events_path, schema.clone())?;
+    let mut spill = match params.layout {
+        Layout::TimeOrdered => Some(Spill::create(out_dir, raw.clone(), start, end)?),
+        Layout::BySubscriber => None,
+    };
     let mut subscribers = Vec::with_capacity(params.subscribers);
     let mut events = 0u64;
     let blocks = params.subscribers.div_ceil(BLOCK);
@@ -740,14 +927,22 @@ pub fn generate(
             .into_par_iter()
             .map(|b| block(params, b, start, end))
             .collect();
-        let batch = event_batch(params, &schema, &generated)?;
-        events += batch.num_rows() as u64;
-        sink.write(&batch)?;
+        let batch = raw_batch(&raw, &generated)?;
+        match spill.as_mut() {
+            Some(spill) => spill.add(&batch)?,
+            None => {
+                events += batch.num_rows() as u64;
+                sink.write(&event_batch(params, &schema, &batch)?)?;
+            }
+        }
         for b in generated {
             debug_assert_eq!(b.first, subscribers.len());
             subscribers.extend(b.subscribers);
         }
         progress(subscribers.len() as u64);
+    }
+    if let Some(spill) = spill {
+        events += spill.drain(params, &schema, &mut sink)?;
     }
     let churners = subscribers.iter().filter(|s| s.churn.is_some()).count();
     let subs_batch = subscriber_batch(params, &subscribers)?;
@@ -811,5 +1006,114 @@ mod tests {
         let service =
             churned.iter().filter(|d| **d == "service").count() as f64 / churned.len() as f64;
         assert!((0.6..0.8).contains(&service), "service share {service}");
+    }
+
+    fn sha256(path: &Path) -> String {
+        use sha2::Digest;
+        let bytes = std::fs::read(path).unwrap();
+        sha2::Sha256::digest(&bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    use arrow::array::Array;
+
+    fn events(path: &Path) -> RecordBatch {
+        let file = std::fs::File::open(path).unwrap();
+        let batches: Vec<RecordBatch> = ParquetRecordBatchReaderBuilder::try_new(file)
+            .unwrap()
+            .build()
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        concat_batches(&batches[0].schema(), &batches).unwrap()
+    }
+
+    #[test]
+    fn by_subscriber_layout_keeps_the_bytes_of_earlier_versions() {
+        // the interactions file `generate --subscribers 3000 --days 200 --seed 5` wrote
+        // before the time-ordered layout existed
+        let dir = tempfile::tempdir().unwrap();
+        let mut params = GenerateParams::new(3000, 200, 5);
+        params.layout = Layout::BySubscriber;
+        generate(&params, dir.path(), &|_| {}).unwrap();
+        assert_eq!(
+            sha256(&dir.path().join("interactions.parquet")),
+            "667e4db7fcb51cbda2183da7f811daf8c5ec64a6052d787eadda6e472e516a71"
+        );
+    }
+
+    #[test]
+    fn time_ordered_layout_sorts_the_same_events_by_time_on_any_thread_count() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut params = GenerateParams::new(2500, 120, 3);
+        params.string_ids = true;
+        params.layout = Layout::BySubscriber;
+        generate(&params, &dir.path().join("s"), &|_| {}).unwrap();
+        params.layout = Layout::TimeOrdered;
+        for (threads, name) in [(1, "t1"), (3, "t3")] {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap()
+                .install(|| generate(&params, &dir.path().join(name), &|_| {}))
+                .unwrap();
+        }
+        let t1 = dir.path().join("t1").join("interactions.parquet");
+        assert_eq!(
+            std::fs::read(&t1).unwrap(),
+            std::fs::read(dir.path().join("t3").join("interactions.parquet")).unwrap()
+        );
+        assert!(
+            !dir.path().join("t1").read_dir().unwrap().any(|e| e
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with(".generate-spill")),
+            "the spill is removed"
+        );
+        let by_time = events(&t1);
+        let by_sub = events(&dir.path().join("s").join("interactions.parquet"));
+        assert_eq!(by_time.num_rows(), by_sub.num_rows());
+        fn ts(b: &RecordBatch) -> &[i64] {
+            b.column(1)
+                .as_primitive::<arrow::datatypes::TimestampMicrosecondType>()
+                .values()
+        }
+        let times = ts(&by_time).to_vec();
+        assert!(
+            times.windows(2).all(|w| w[0] <= w[1]),
+            "events in time order"
+        );
+        // consecutive events mostly belong to different subscribers
+        let ids = by_time.column(0).as_string::<i32>();
+        let runs = (1..ids.len())
+            .filter(|&i| ids.value(i) != ids.value(i - 1))
+            .count();
+        assert!(
+            runs * 10 > ids.len() * 9,
+            "{runs} changes of subscriber in {} events",
+            ids.len()
+        );
+        // the same events: sort both by every column's text and compare
+        let rows = |b: &RecordBatch| -> Vec<String> {
+            let mut rows: Vec<String> = (0..b.num_rows())
+                .map(|r| {
+                    (0..b.num_columns())
+                        .map(|c| match c {
+                            1 => ts(b)[r].to_string(),
+                            _ => {
+                                arrow::util::display::array_value_to_string(b.column(c), r).unwrap()
+                            }
+                        })
+                        .collect::<Vec<_>>()
+                        .join("|")
+                })
+                .collect();
+            rows.sort();
+            rows
+        };
+        assert_eq!(rows(&by_time), rows(&by_sub));
     }
 }

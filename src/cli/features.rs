@@ -31,6 +31,10 @@ pub struct FeaturesArgs {
     /// features only.
     #[arg(long)]
     pub extended: bool,
+    /// Only read the event columns the features would read, with the same reader and
+    /// threads, and drop them; write nothing. The decode floor for benchmarks.
+    #[arg(long, hide = true)]
+    pub decode_only: bool,
 }
 
 pub fn run(args: FeaturesArgs, console: Console) -> anyhow::Result<()> {
@@ -43,6 +47,9 @@ pub fn run(args: FeaturesArgs, console: Console) -> anyhow::Result<()> {
     let inputs = timings.time("load", || {
         pipeline::load_inputs(&spec, args.inputs.strict, &console)
     })?;
+    if args.decode_only {
+        return decode_only(&args, &inputs, &console, start);
+    }
     let params = FeatureParams {
         as_of: args.as_of,
         extended: args.extended,
@@ -93,6 +100,35 @@ pub fn run(args: FeaturesArgs, console: Console) -> anyhow::Result<()> {
                     table.batch.num_columns(),
                     manifest_path.display()
                 ),
+            ),
+        ],
+        start,
+    );
+    Ok(())
+}
+
+/// `--decode-only`: the decode floor of the feature pass, timed.
+fn decode_only(
+    args: &FeaturesArgs,
+    inputs: &crate::load::Inputs,
+    console: &Console,
+    start: Instant,
+) -> anyhow::Result<()> {
+    let decoding = Instant::now();
+    let rows = match &inputs.interactions {
+        Some(events) => {
+            crate::features::decode_floor(events, args.extended, &|_| {}).context("decoding")?
+        }
+        None => 0,
+    };
+    pipeline::summary(
+        console,
+        CommandName::Features,
+        &[
+            ("decoded", format!("{rows} events, nothing written")),
+            (
+                "timings",
+                format!("decode {:.2}s", decoding.elapsed().as_secs_f64()),
             ),
         ],
         start,

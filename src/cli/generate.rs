@@ -3,11 +3,12 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use clap::Args;
+use arrow::datatypes::TimeUnit;
+use clap::{Args, ValueEnum};
 
 use crate::asof::AsOf;
 use crate::console::{Console, human_bytes};
-use crate::generate::{GenerateParams, generate};
+use crate::generate::{GenerateParams, Layout, generate};
 use crate::manifest::peak_memory_bytes;
 use crate::pipeline::{self, CommandName};
 
@@ -31,6 +32,29 @@ pub struct GenerateArgs {
     /// Write subscriber ids as strings ("S0000001") instead of integers.
     #[arg(long)]
     pub string_ids: bool,
+    /// Order of the events: `time-ordered` (across subscribers, as a log appended day by
+    /// day) or `by-subscriber` (each subscriber's events together).
+    #[arg(long, value_enum, default_value_t = LayoutArg::TimeOrdered)]
+    pub layout: LayoutArg,
+    /// Unit of the event timestamps (UTC): s, ms, us or ns.
+    #[arg(long, value_enum, default_value_t = TsUnitArg::Us)]
+    pub ts_unit: TsUnitArg,
+}
+
+/// `--layout`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LayoutArg {
+    TimeOrdered,
+    BySubscriber,
+}
+
+/// `--ts-unit`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TsUnitArg {
+    S,
+    Ms,
+    Us,
+    Ns,
 }
 
 pub fn run(args: GenerateArgs, console: Console) -> anyhow::Result<()> {
@@ -38,6 +62,16 @@ pub fn run(args: GenerateArgs, console: Console) -> anyhow::Result<()> {
     let mut params = GenerateParams::new(args.subscribers, args.days, args.seed);
     params.end = args.end.date();
     params.string_ids = args.string_ids;
+    params.layout = match args.layout {
+        LayoutArg::TimeOrdered => Layout::TimeOrdered,
+        LayoutArg::BySubscriber => Layout::BySubscriber,
+    };
+    params.ts_unit = match args.ts_unit {
+        TsUnitArg::S => TimeUnit::Second,
+        TsUnitArg::Ms => TimeUnit::Millisecond,
+        TsUnitArg::Us => TimeUnit::Microsecond,
+        TsUnitArg::Ns => TimeUnit::Nanosecond,
+    };
     let step = console.progress(args.subscribers as u64, "generate", "subscribers");
     let summary = generate(&params, &args.out, &|done| step.set(done))?;
     step.finish(format!(

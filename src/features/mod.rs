@@ -2,7 +2,8 @@
 //! the subscriber table and the events strictly before `as_of`.
 //!
 //! The fused pass over the events lives in [`accumulate`]; this module runs it over the
-//! row groups in parallel and turns the accumulators into the feature table.
+//! row groups in parallel and turns the accumulators into the feature table. One pass
+//! can serve several snapshot dates ([`build_snapshots`]).
 //!
 //! Column order: `subscriber_id`, the SPEC §4 core features ([`core_feature_names`]),
 //! with `extended` the extended features ([`extended_feature_names`]: reason counts,
@@ -30,8 +31,8 @@ use crate::load::interactions::EventField;
 use crate::load::{IdIndex, Interactions, LoadError, Subscribers};
 use crate::taxonomy::{Category, Kind, Stage, Taxonomy, TouchpointClass};
 use accumulate::{
-    Accumulator, EventCounts, INACTIVE, PassContext, SLOT_CATEGORY, SLOT_KIND, SLOT_STAGE,
-    TouchpointCounts, TouchpointUse, UseCounts, WINDOWS, Worker,
+    Accumulator, EventCounts, PassContext, PassState, SLOT_CATEGORY, SLOT_KIND, SLOT_STAGE,
+    SnapshotTable, TouchpointCounts, TouchpointUse, UseCounts, WINDOWS, Worker,
 };
 use codes::ChannelRegistry;
 
@@ -199,6 +200,29 @@ pub fn build(
     params: FeatureParams,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<FeatureTable, FeatureError> {
+    let mut tables = build_snapshots(
+        subscribers,
+        interactions,
+        taxonomy,
+        std::slice::from_ref(&params),
+        progress,
+    )?;
+    // one table per snapshot asked for
+    Ok(tables.swap_remove(0))
+}
+
+/// Builds one feature table per snapshot in `snapshots` (each with its own `as_of` and
+/// options), in that order, from a single scan of the events: each table is the one
+/// [`build`] would give for that snapshot alone, byte for byte. Meant for a few dates
+/// (training's stacked snapshots and its validation snapshot): memory is one table of
+/// accumulators per snapshot. `progress` is called with the number of events read so far.
+pub fn build_snapshots(
+    subscribers: &Subscribers,
+    interactions: Option<&Interactions>,
+    taxonomy: &Taxonomy,
+    snapshots: &[FeatureParams],
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<Vec<FeatureTable>, FeatureError> {
     let names = reserved_columns(subscribers, taxonomy);
     if !names.is_empty() {
         return Err(FeatureError::ReservedColumns {
@@ -206,50 +230,73 @@ pub fn build(
             names,
         });
     }
-    let rows = subscribers.active_rows(params.as_of);
-    let mut slots = vec![INACTIVE; subscribers.len()];
-    for (slot, &row) in rows.iter().enumerate() {
-        slots[row as usize] = slot as u32;
-    }
-    let index = IdIndex::new(&subscribers.ids, &slots);
+    let known = taxonomy.len();
+    let active: Vec<Vec<u32>> = snapshots
+        .iter()
+        .map(|p| subscribers.active_rows(p.as_of))
+        .collect();
+    let tables: Vec<SnapshotTable> = snapshots
+        .iter()
+        .zip(&active)
+        .map(|(p, rows)| {
+            SnapshotTable::new(
+                p.as_of,
+                subscribers.len(),
+                rows,
+                known,
+                p.extended || p.touchpoint_use,
+                p.touchpoint_use,
+            )
+        })
+        .collect();
+    // One snapshot: ids map straight to its slots. Several: ids map to subscriber rows,
+    // and each snapshot maps rows to its slots.
+    let index_gives_slots = tables.len() == 1;
+    let index = match tables.first() {
+        Some(t) if index_gives_slots => IdIndex::new(&subscribers.ids, &t.slot_of_row),
+        _ => {
+            let all_rows: Vec<u32> = (0..subscribers.len() as u32).collect();
+            IdIndex::new(&subscribers.ids, &all_rows)
+        }
+    };
     let registry = ChannelRegistry::default();
     let ctx = PassContext {
-        as_of: params.as_of,
         index: &index,
-        active: rows.len(),
+        index_gives_slots,
         taxonomy,
         channels: &registry,
-        extended: params.extended,
-        touchpoint_use: params.touchpoint_use,
+        snapshots: &tables,
     };
-    let mut merged = match interactions {
-        Some(events) => run_pass(events, &ctx, progress)?,
-        None => Worker::new(&ctx),
+    let extended = snapshots.iter().any(|p| p.extended);
+    let counts = match interactions {
+        Some(events) => run_pass(events, &ctx, extended, progress)?,
+        None => vec![EventCounts::default(); snapshots.len()],
     };
-    let batch = assemble(subscribers, &rows, &merged, taxonomy, params)?;
-    let touchpoint_use = match (merged.uses.take(), &merged.touchpoint_counts) {
-        (Some(uses), Some(events)) => {
-            Some(TouchpointUsage::new(taxonomy, events, uses, rows.len()))
-        }
-        _ => None,
-    };
-    Ok(FeatureTable {
-        as_of: params.as_of,
-        batch,
-        rows,
-        events: merged.counts,
-        subscribers: subscribers.len(),
-        touchpoint_use,
-    })
+    drop(index);
+    let mut out = Vec::with_capacity(snapshots.len());
+    for (((params, rows), table), events) in snapshots.iter().zip(active).zip(tables).zip(counts) {
+        let mut state = table.into_state(known);
+        let batch = assemble(subscribers, &rows, &state, taxonomy, *params)?;
+        let touchpoint_use = match (state.uses.take(), &state.touchpoint_counts) {
+            (Some(uses), Some(events)) => {
+                Some(TouchpointUsage::new(taxonomy, events, uses, rows.len()))
+            }
+            _ => None,
+        };
+        out.push(FeatureTable {
+            as_of: params.as_of,
+            batch,
+            rows,
+            events,
+            subscribers: subscribers.len(),
+            touchpoint_use,
+        });
+    }
+    Ok(out)
 }
 
-/// Runs the fused pass over every row group, in parallel, and merges the workers.
-fn run_pass<'a>(
-    events: &Interactions,
-    ctx: &PassContext<'a>,
-    progress: &(dyn Fn(u64) + Sync),
-) -> Result<Worker<'a>, FeatureError> {
-    let groups = events.row_groups()?;
+/// The event columns the pass reads besides the id, the instant and the touchpoint.
+fn wanted_fields(extended: bool) -> Vec<EventField> {
     let mut wanted = vec![
         EventField::Channel,
         EventField::Satisfaction,
@@ -257,11 +304,24 @@ fn run_pass<'a>(
         EventField::Cost,
         EventField::Resolved,
     ];
-    if ctx.extended {
+    if extended {
         wanted.extend([EventField::Reason, EventField::DurationS]);
     }
-    // Workers are pooled so that at most one accumulator set exists per thread.
-    let pool: Mutex<Vec<Worker<'a>>> = Mutex::new(Vec::new());
+    wanted
+}
+
+/// Runs the fused pass over every row group, in parallel, and returns each snapshot's
+/// event counts (the accumulators are in the snapshots' tables).
+fn run_pass(
+    events: &Interactions,
+    ctx: &PassContext<'_>,
+    extended: bool,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<Vec<EventCounts>, FeatureError> {
+    let groups = events.row_groups()?;
+    let wanted = wanted_fields(extended);
+    // Workers (coders, counts and scratch, no accumulators) are pooled: one per thread.
+    let pool: Mutex<Vec<Worker<'_>>> = Mutex::new(Vec::new());
     let done = std::sync::atomic::AtomicU64::new(0);
     groups
         .par_iter()
@@ -277,13 +337,41 @@ fn run_pass<'a>(
             progress(total);
             Ok(())
         })?;
-    let mut workers = pool.into_inner().unwrap_or_else(|e| e.into_inner());
-    let mut merged = workers.pop().unwrap_or_else(|| Worker::new(ctx));
-    merged.flush_unknown();
-    for w in workers {
-        merged.merge(w);
+    let workers = pool.into_inner().unwrap_or_else(|e| e.into_inner());
+    let mut counts = vec![EventCounts::default(); ctx.snapshots.len()];
+    for worker in workers {
+        for (total, c) in counts.iter_mut().zip(worker.into_counts()) {
+            total.merge(c);
+        }
     }
-    Ok(merged)
+    Ok(counts)
+}
+
+/// The decode floor of the pass: reads the columns the pass would read (the extended
+/// ones with `extended`), with the same reader, threads and batches, and drops them.
+/// Returns the rows read. For measuring how close the pass is to decoding alone.
+pub fn decode_floor(
+    events: &Interactions,
+    extended: bool,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<u64, FeatureError> {
+    let groups = events.row_groups()?;
+    let wanted = wanted_fields(extended);
+    let done = std::sync::atomic::AtomicU64::new(0);
+    let rows = groups
+        .par_iter()
+        .map(|group| -> Result<u64, FeatureError> {
+            let mut rows = 0u64;
+            events.for_each_batch(group, &wanted, |batch| {
+                rows += std::hint::black_box(batch).rows as u64
+            })?;
+            let total = done.fetch_add(group.rows as u64, std::sync::atomic::Ordering::Relaxed)
+                + group.rows as u64;
+            progress(total);
+            Ok(rows)
+        })
+        .try_reduce(|| 0, |a, b| Ok(a + b))?;
+    Ok(rows)
 }
 
 fn int_column(values: impl Iterator<Item = i64>) -> ArrayRef {
@@ -298,7 +386,7 @@ fn float_column(values: impl Iterator<Item = Option<f64>>) -> ArrayRef {
 fn assemble(
     subscribers: &Subscribers,
     rows: &[u32],
-    merged: &Worker<'_>,
+    merged: &PassState,
     taxonomy: &Taxonomy,
     params: FeatureParams,
 ) -> Result<RecordBatch, FeatureError> {

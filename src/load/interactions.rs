@@ -252,9 +252,11 @@ impl Interactions {
             &self.names.channel,
             &self.names.reason,
         ];
+        // 16k rows: a batch's decoded columns and the pass's scratch stay a few MB per
+        // thread, so memory hardly grows with the thread count.
         let reader = self
             .source
-            .read_row_group(group, &names, &dictionaries, 64 * 1024)?;
+            .read_row_group(group, &names, &dictionaries, 16 * 1024)?;
         for batch in reader {
             let batch = batch.map_err(|e| self.source.corrupt(group.file, e))?;
             let columns = self

@@ -61,7 +61,128 @@ pub const MISSING: u32 = u32::MAX - 1;
 pub enum IdIndex {
     Dense { min: i64, slots: Vec<u32> },
     Int(HashMap<i64, u32, RandomState>),
-    Str(HashMap<String, u32, RandomState>),
+    Str(StrSlots),
+}
+
+/// String ids → slots, for the hot path: open addressing over 32-byte entries that hold
+/// the id's hash, its slot and, for ids of up to 16 bytes, the id itself (longer ids
+/// live in one byte arena). A lookup hashes the id's bytes where they lie (no
+/// allocation) and usually reads one cache line, where a `HashMap<String, _>` reads its
+/// control bytes, its bucket and the string's heap block.
+pub struct StrSlots {
+    mask: usize,
+    entries: Vec<StrEntry>,
+    arena: Vec<u8>,
+    hasher: RandomState,
+    len: usize,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct StrEntry {
+    hash: u64,
+    slot: u32,
+    /// Key length, [`StrEntry::EMPTY`] for a free entry.
+    len: u32,
+    /// The key when it has at most 16 bytes; else its offset in the arena (first 8).
+    key: [u8; 16],
+}
+
+impl StrEntry {
+    const EMPTY: u32 = u32::MAX;
+    const INLINE: usize = 16;
+}
+
+impl StrSlots {
+    fn new(hasher: RandomState, capacity: usize) -> StrSlots {
+        let size = (capacity * 2).next_power_of_two().max(16);
+        StrSlots {
+            mask: size - 1,
+            entries: vec![
+                StrEntry {
+                    hash: 0,
+                    slot: 0,
+                    len: StrEntry::EMPTY,
+                    key: [0; 16],
+                };
+                size
+            ],
+            arena: Vec::new(),
+            hasher,
+            len: 0,
+        }
+    }
+
+    fn key<'s>(&'s self, e: &'s StrEntry) -> &'s [u8] {
+        let len = e.len as usize;
+        if len <= StrEntry::INLINE {
+            &e.key[..len]
+        } else {
+            let mut at = [0u8; 8];
+            at.copy_from_slice(&e.key[..8]);
+            let at = u64::from_le_bytes(at) as usize;
+            &self.arena[at..at + len]
+        }
+    }
+
+    /// The entry of `id`, or the free entry where it would go.
+    #[inline]
+    fn find(&self, id: &[u8], hash: u64) -> usize {
+        let mut i = hash as usize & self.mask;
+        loop {
+            let e = &self.entries[i];
+            if e.len == StrEntry::EMPTY
+                || (e.hash == hash && e.len as usize == id.len() && self.key(e) == id)
+            {
+                return i;
+            }
+            i = (i + 1) & self.mask;
+        }
+    }
+
+    /// Maps `id` to `slot` (a later slot replaces an earlier one).
+    fn insert(&mut self, id: &str, slot: u32) {
+        let id = id.as_bytes();
+        let hash = self.hasher.hash_one(id);
+        let i = self.find(id, hash);
+        if self.entries[i].len != StrEntry::EMPTY {
+            self.entries[i].slot = slot;
+            return;
+        }
+        let mut key = [0u8; 16];
+        if id.len() <= StrEntry::INLINE {
+            key[..id.len()].copy_from_slice(id);
+        } else {
+            key[..8].copy_from_slice(&(self.arena.len() as u64).to_le_bytes());
+            self.arena.extend_from_slice(id);
+        }
+        self.entries[i] = StrEntry {
+            hash,
+            slot,
+            len: id.len().min(StrEntry::EMPTY as usize - 1) as u32,
+            key,
+        };
+        self.len += 1;
+    }
+
+    /// The slot of `id`, [`MISSING`] when absent.
+    #[inline]
+    pub fn get(&self, id: &str) -> u32 {
+        let id = id.as_bytes();
+        let e = &self.entries[self.find(id, self.hasher.hash_one(id))];
+        if e.len == StrEntry::EMPTY {
+            MISSING
+        } else {
+            e.slot
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
 }
 
 impl IdIndex {
@@ -87,12 +208,10 @@ impl IdIndex {
                 IdIndex::Int(map)
             }
             SubscriberIds::Str(a) => {
-                let mut map = HashMap::with_capacity_and_hasher(slots.len(), hasher);
-                map.extend(
-                    a.iter()
-                        .zip(slots)
-                        .map(|(id, &slot)| (id.unwrap_or_default().to_string(), slot)),
-                );
+                let mut map = StrSlots::new(hasher, slots.len());
+                for (id, &slot) in a.iter().zip(slots) {
+                    map.insert(id.unwrap_or_default(), slot);
+                }
                 IdIndex::Str(map)
             }
         }
@@ -125,7 +244,7 @@ impl IdIndex {
                 }
             }
             IdIndex::Str(map) => {
-                let slot = |id: &str| map.get(id).copied().unwrap_or(MISSING);
+                let slot = |id: &str| map.get(id);
                 if let DataType::Dictionary(_, _) = ids.data_type() {
                     let dict = ids.as_any_dictionary();
                     let values = cast(dict.values(), &DataType::Utf8).ok();
@@ -151,16 +270,22 @@ impl IdIndex {
                     out.resize(ids.len(), MISSING);
                     return;
                 };
-                // Events usually come in runs of one subscriber: remember the last id.
-                let mut last: (&str, u32) = ("", MISSING);
-                let mut has_last = false;
-                out.extend(ids.as_string::<i32>().iter().map(|id| match id {
-                    None => MISSING,
-                    Some(id) if has_last && id == last.0 => last.1,
-                    Some(id) => {
-                        last = (id, slot(id));
-                        has_last = true;
-                        last.1
+                // Events often come in runs of one subscriber: remember the last id.
+                let ids = ids.as_string::<i32>();
+                let mut last: Option<(&str, u32)> = None;
+                let nulls = ids.logical_nulls();
+                out.extend((0..ids.len()).map(|i| {
+                    if nulls.as_ref().is_some_and(|n| n.is_null(i)) {
+                        return MISSING;
+                    }
+                    let id = ids.value(i);
+                    match last {
+                        Some((seen, s)) if seen == id => s,
+                        _ => {
+                            let s = slot(id);
+                            last = Some((id, s));
+                            s
+                        }
                     }
                 }));
             }
