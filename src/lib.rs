@@ -15,6 +15,7 @@ pub mod pipeline;
 pub mod report;
 pub mod score;
 pub mod segment;
+pub mod shard;
 pub mod taxonomy;
 pub mod train;
 pub mod write;

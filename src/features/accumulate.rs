@@ -359,7 +359,8 @@ fn count_bad(a: &Option<arrow::array::Float64Array>, bad: impl Fn(f64) -> bool) 
 }
 
 impl EventCounts {
-    fn merge(&mut self, o: EventCounts) {
+    /// Adds the counts of another pass (another worker, or another shard).
+    pub fn absorb(&mut self, o: EventCounts) {
         self.read += o.read;
         self.used += o.used;
         self.at_or_after_as_of += o.at_or_after_as_of;
@@ -647,7 +648,7 @@ impl<'a> Worker<'a> {
         }
         other.flush_unknown();
         self.flush_unknown();
-        self.counts.merge(std::mem::take(&mut other.counts));
+        self.counts.absorb(std::mem::take(&mut other.counts));
         self.wide_channels.append(&mut other.wide_channels);
         if let (Some(a), Some(b)) = (
             self.touchpoint_counts.as_mut(),

@@ -28,10 +28,11 @@ use rayon::prelude::*;
 use crate::asof::{AsOf, MICROS_PER_DAY};
 use crate::load::interactions::EventField;
 use crate::load::{IdIndex, Interactions, LoadError, Subscribers};
+use crate::shard::Shard;
 use crate::taxonomy::{Category, Kind, Stage, Taxonomy, TouchpointClass};
 use accumulate::{
-    Accumulator, EventCounts, INACTIVE, PassContext, SLOT_CATEGORY, SLOT_KIND, SLOT_STAGE,
-    TouchpointCounts, TouchpointUse, UseCounts, WINDOWS, Worker,
+    Accumulator, EventCounts, FixedSum, INACTIVE, PassContext, SLOT_CATEGORY, SLOT_KIND,
+    SLOT_STAGE, TouchpointCounts, TouchpointUse, UseCounts, WINDOWS, Worker,
 };
 use codes::ChannelRegistry;
 
@@ -54,6 +55,9 @@ pub struct FeatureTable {
     pub batch: RecordBatch,
     /// Rows of the subscriber table behind each output row.
     pub rows: Vec<u32>,
+    /// Each output row's position in the subscriber input ([`Subscribers::positions`]):
+    /// the canonical row order, the same whether or not the input was read by shard.
+    pub positions: Vec<u64>,
     pub events: EventCounts,
     /// Subscribers in the file and active at `as_of`.
     pub subscribers: usize,
@@ -72,6 +76,9 @@ pub struct TouchpointUsage {
     /// Mean cost to serve per event, over every active subscriber's 90-day events
     /// (`None` without cost data).
     pub mean_cost: Vec<Option<f64>>,
+    /// The sums behind `mean_cost`: cost to serve and events with a cost, per touchpoint
+    /// (exact fixed-point sums, so that shards add up to the whole).
+    pub cost: Vec<(FixedSum, u64)>,
 }
 
 impl TouchpointUsage {
@@ -95,6 +102,7 @@ impl TouchpointUsage {
             touchpoints: taxonomy.iter().map(|(n, c)| (n.to_string(), c)).collect(),
             uses,
             mean_cost,
+            cost: counts.cost.iter().copied().zip(counts.cost_n).collect(),
         }
     }
 
@@ -199,6 +207,28 @@ pub fn build(
     params: FeatureParams,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<FeatureTable, FeatureError> {
+    build_shard(
+        subscribers,
+        interactions,
+        taxonomy,
+        params,
+        Shard::ALL,
+        progress,
+    )
+}
+
+/// Builds the feature table of one shard: `subscribers` holds that shard's rows
+/// ([`Subscribers::load_shard`]), and only the events of that shard's subscribers enter
+/// the pass (filtered as each batch is read), so the events of the other shards are not
+/// counted as events of unknown subscribers and every event is counted in one shard.
+pub fn build_shard(
+    subscribers: &Subscribers,
+    interactions: Option<&Interactions>,
+    taxonomy: &Taxonomy,
+    params: FeatureParams,
+    shard: Shard,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<FeatureTable, FeatureError> {
     let names = reserved_columns(subscribers, taxonomy);
     if !names.is_empty() {
         return Err(FeatureError::ReservedColumns {
@@ -223,7 +253,7 @@ pub fn build(
         touchpoint_use: params.touchpoint_use,
     };
     let mut merged = match interactions {
-        Some(events) => run_pass(events, &ctx, progress)?,
+        Some(events) => run_pass(events, &ctx, shard, progress)?,
         None => Worker::new(&ctx),
     };
     let batch = assemble(subscribers, &rows, &merged, taxonomy, params)?;
@@ -236,6 +266,10 @@ pub fn build(
     Ok(FeatureTable {
         as_of: params.as_of,
         batch,
+        positions: rows
+            .iter()
+            .map(|&r| subscribers.positions[r as usize])
+            .collect(),
         rows,
         events: merged.counts,
         subscribers: subscribers.len(),
@@ -247,6 +281,7 @@ pub fn build(
 fn run_pass<'a>(
     events: &Interactions,
     ctx: &PassContext<'a>,
+    shard: Shard,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<Worker<'a>, FeatureError> {
     let groups = events.row_groups()?;
@@ -268,8 +303,8 @@ fn run_pass<'a>(
         .try_for_each(|group| -> Result<(), FeatureError> {
             let taken = pool.lock().unwrap_or_else(|e| e.into_inner()).pop();
             let mut worker = taken.unwrap_or_else(|| Worker::new(ctx));
-            let result =
-                events.for_each_batch(group, &wanted, |batch| worker.add_batch(ctx, batch));
+            let result = events
+                .for_each_batch_of(group, &wanted, shard, |batch| worker.add_batch(ctx, batch));
             pool.lock().unwrap_or_else(|e| e.into_inner()).push(worker);
             result?;
             let total = done.fetch_add(group.rows as u64, std::sync::atomic::Ordering::Relaxed)

@@ -33,6 +33,19 @@ pub enum LifecycleStage {
 }
 
 impl LifecycleStage {
+    pub const ALL: [LifecycleStage; 5] = [
+        LifecycleStage::Contact,
+        LifecycleStage::Acquisition,
+        LifecycleStage::Conversion,
+        LifecycleStage::Retention,
+        LifecycleStage::Loyalty,
+    ];
+
+    /// The stage of a name written by [`LifecycleStage::name`].
+    pub fn parse(text: &str) -> Option<LifecycleStage> {
+        LifecycleStage::ALL.into_iter().find(|s| s.name() == text)
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             LifecycleStage::Contact => "contact",
