@@ -5,11 +5,11 @@ use std::time::Instant;
 
 use clap::Args;
 
-use super::{GuardArgs, InputArgs};
+use super::{GuardArgs, InputArgs, ShardArgs};
 use crate::artifact::ModelArtifact;
 use crate::asof::AsOf;
 use crate::console::Console;
-use crate::pipeline::{self, Stage, job};
+use crate::pipeline::{self, Stage};
 use crate::score::ScoreParams;
 
 #[derive(Debug, Args)]
@@ -18,13 +18,16 @@ pub struct ScoreArgs {
     pub inputs: InputArgs,
     #[command(flatten)]
     pub guards: GuardArgs,
+    #[command(flatten)]
+    pub shards: ShardArgs,
     /// Snapshot date to score.
     #[arg(long, value_parser = super::parse_as_of)]
     pub as_of: AsOf,
     /// Model directory written by `churnseg train`.
     #[arg(long)]
     pub model: PathBuf,
-    /// Output Parquet file (its manifest goes beside it).
+    /// Output Parquet file (its manifest goes beside it), or a directory (ending in `/`)
+    /// for part files.
     #[arg(long)]
     pub out: PathBuf,
     /// Risk deciles counted as high risk (1–10).
@@ -73,7 +76,8 @@ pub fn run(args: ScoreArgs, console: Console) -> anyhow::Result<()> {
             args.save_rate
         );
     }
-    let outcome = job::score_to_file(
+    let plan = args.shards.plan(&spec, &args.out)?;
+    let outcome = crate::pipeline::sharded::score_to_file(
         &spec,
         args.inputs.strict,
         &artifact,
@@ -81,6 +85,7 @@ pub fn run(args: ScoreArgs, console: Console) -> anyhow::Result<()> {
         &params,
         args.previous.as_deref(),
         &args.guards.settings(),
+        plan.as_ref(),
         &args.out,
         &console,
     )?;

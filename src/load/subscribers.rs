@@ -229,6 +229,14 @@ pub struct SubscriberDomain {
 }
 
 impl SubscriberDomain {
+    /// Adds another shard's counts.
+    pub fn absorb(&mut self, o: &SubscriberDomain) {
+        self.monthly_revenue_non_finite += o.monthly_revenue_non_finite;
+        self.monthly_cost_non_finite += o.monthly_cost_non_finite;
+        self.signup_date_out_of_range += o.signup_date_out_of_range;
+        self.churn_date_out_of_range += o.churn_date_out_of_range;
+    }
+
     /// The non-zero counts as `(what, count, handling)`.
     pub fn lines(&self) -> Vec<(&'static str, usize, &'static str)> {
         [

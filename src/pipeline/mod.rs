@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod job;
+pub mod sharded;
 
 use std::time::Instant;
 
@@ -12,6 +13,7 @@ use crate::features::accumulate::EventCounts;
 use crate::features::{self, FeatureParams, FeatureTable};
 use crate::load::{InputErrors, InputSpec, Inputs};
 use crate::manifest::{RunManifest, StageTimings};
+use crate::shard::Shard;
 use crate::write::OutputSet;
 
 /// A command, for the summary's title.
@@ -62,8 +64,18 @@ pub fn load_inputs(
     strict: bool,
     console: &Console,
 ) -> Result<Inputs, PipelineError> {
+    load_inputs_shard(spec, strict, Shard::ALL, console)
+}
+
+/// [`load_inputs`] with one shard's rows of the subscriber table.
+pub fn load_inputs_shard(
+    spec: &InputSpec,
+    strict: bool,
+    shard: Shard,
+    console: &Console,
+) -> Result<Inputs, PipelineError> {
     let step = console.progress(0, "load", "");
-    let inputs = Inputs::load(spec)?;
+    let inputs = Inputs::load_shard(spec, shard)?;
     if strict {
         let unknown = unknown_touchpoints(&inputs).map_err(|e| InputErrors(vec![e.into()]))?;
         if !unknown.is_empty() {
@@ -89,13 +101,24 @@ pub fn build_features(
     params: FeatureParams,
     console: &Console,
 ) -> Result<FeatureTable, PipelineError> {
+    build_features_shard(inputs, params, Shard::ALL, console)
+}
+
+/// [`build_features`] of one shard (`inputs` holding that shard's subscribers).
+pub fn build_features_shard(
+    inputs: &Inputs,
+    params: FeatureParams,
+    shard: Shard,
+    console: &Console,
+) -> Result<FeatureTable, PipelineError> {
     let total = inputs.interactions.as_ref().map_or(0, |i| i.rows);
     let step = console.progress(total, "features", "events");
-    let table = features::build(
+    let table = features::build_shard(
         &inputs.subscribers,
         inputs.interactions.as_ref(),
         &inputs.taxonomy,
         params,
+        shard,
         &|done| step.set(done),
     )?;
     step.finish(format!(
