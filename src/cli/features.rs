@@ -38,7 +38,10 @@ pub struct FeaturesArgs {
 
 pub fn run(args: FeaturesArgs, console: Console) -> anyhow::Result<()> {
     let start = Instant::now();
-    if let Some(plan) = args.shards.plan(&args.inputs.spec(), &args.out)? {
+    if let Some(plan) =
+        args.shards
+            .plan(&args.inputs.spec(), &args.out, sharded::TableKind::Features)?
+    {
         return run_sharded(args, plan, console, start);
     }
     let manifest_path = manifest_path_for(&args.out);

@@ -173,11 +173,14 @@ impl ShardArgs {
         &self,
         spec: &InputSpec,
         out: &std::path::Path,
+        written: crate::pipeline::sharded::TableKind,
     ) -> anyhow::Result<Option<crate::pipeline::sharded::ShardPlan>> {
         use crate::pipeline::sharded::{MemoryEstimate, ShardPlan, TableOut};
         let shards = match (self.shards, self.max_memory) {
             (Some(k), _) => Some(k),
-            (None, Some(budget)) => Some(MemoryEstimate::of_inputs(spec)?.shards_for(budget)?),
+            (None, Some(budget)) => {
+                Some(MemoryEstimate::of_inputs(spec, written)?.shards_for(budget)?)
+            }
             (None, None) => matches!(TableOut::of(out), TableOut::Dir(_)).then_some(1),
         };
         Ok(shards.map(|shards| ShardPlan {

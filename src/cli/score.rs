@@ -76,7 +76,11 @@ pub fn run(args: ScoreArgs, console: Console) -> anyhow::Result<()> {
             args.save_rate
         );
     }
-    let plan = args.shards.plan(&spec, &args.out)?;
+    let plan = args.shards.plan(
+        &spec,
+        &args.out,
+        crate::pipeline::sharded::TableKind::Scores,
+    )?;
     let outcome = crate::pipeline::sharded::score_to_file(
         &spec,
         args.inputs.strict,

@@ -67,7 +67,7 @@ pub enum ShardError {
     #[error("scratch partial {path}: {message}")]
     Partial { path: String, message: String },
     #[error(
-        "--max-memory {budget} is too small for {rows} subscribers: about {needed} is needed before any shard is built (an output row group, the population's columns); give at least that"
+        "--max-memory {budget} is too small for {rows} subscribers: about {needed} is needed whatever the number of shards (the population's columns and one output row group); give at least that"
     )]
     Budget {
         budget: String,
@@ -155,9 +155,17 @@ fn write_partial(path: &Path, positions: &[u64], batch: &RecordBatch) -> Result<
     Ok(())
 }
 
-/// Reads a whole scratch partial: its positions and the rest of its columns.
+/// Reads a whole scratch partial: its positions and the rest of its columns (in one
+/// batch, so that it is not held twice while batches are concatenated).
 fn read_partial(path: &Path) -> Result<(UInt64Array, RecordBatch), ShardError> {
-    let reader = open_partial(path, 64 * 1024)?;
+    let file = File::open(path).map_err(|e| ShardError::partial(path, e))?;
+    let builder =
+        ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| ShardError::partial(path, e))?;
+    let rows = builder.metadata().file_metadata().num_rows().max(1) as usize;
+    let reader = builder
+        .with_batch_size(rows)
+        .build()
+        .map_err(|e| ShardError::partial(path, e))?;
     let schema = reader.schema();
     let batches: Vec<RecordBatch> = reader
         .collect::<Result<_, _>>()
@@ -202,7 +210,7 @@ impl CanonicalMerge {
         let mut readers = Vec::new();
         let mut fields: Vec<Field> = Vec::new();
         for path in &paths {
-            let reader = open_partial(path, 16 * 1024)?;
+            let reader = open_partial(path, 4 * 1024)?;
             let schema = reader.schema();
             let own: Vec<Field> = schema
                 .fields()
@@ -813,13 +821,19 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
     }
 }
 
-/// The memory a sharded run needs, estimated from the input sizes: what grows with the
-/// population (a few columns of everyone for the population steps, ~64 bytes a
-/// subscriber), one output row group being written (up to [`ROW_GROUP_ROWS`] rows) and a
-/// base for the program and its readers; then, per subscriber of a shard while it is
-/// built: one set of event accumulators per worker thread (the [`Accumulator`] and a
-/// count and a rating per taxonomy touchpoint), the feature row and its copy in the
-/// partial, the kernel's columns and the subscriber's own row.
+/// The memory a sharded run needs, estimated from the input sizes. Three parts, not all
+/// alive at once:
+/// - always: a base for the program and its readers (160 MiB) and the population's few
+///   columns of every subscriber (~64 bytes each);
+/// - while a shard is built: per subscriber of the shard, one set of event accumulators
+///   per worker thread (the [`Accumulator`], and a count and a rating per taxonomy
+///   touchpoint), the feature row and its copy in the partial, the kernel's columns and
+///   the subscriber's own row;
+/// - while the output is written: one row group ([`ROW_GROUP_ROWS`] rows at most) of the
+///   output, twice (its pieces and the group itself): ~700 bytes a scored row, 16 bytes
+///   a feature.
+///
+/// K is the fewest shards whose working set fits beside the first part.
 ///
 /// [`Accumulator`]: crate::features::accumulate::Accumulator
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -827,29 +841,46 @@ pub struct MemoryEstimate {
     pub subscribers: u64,
     pub fixed: u64,
     pub per_subscriber: u64,
+    pub output: u64,
+}
+
+/// Which table a run writes, for the size of its output row group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TableKind {
+    Features,
+    Scores,
 }
 
 impl MemoryEstimate {
     /// Estimates a run over `subscribers` subscriber rows with `pass_through` extra
     /// columns, `touchpoints` taxonomy touchpoints and `threads` worker threads.
-    pub fn new(subscribers: u64, pass_through: u64, touchpoints: u64, threads: u64) -> Self {
+    pub fn new(
+        subscribers: u64,
+        pass_through: u64,
+        touchpoints: u64,
+        threads: u64,
+        written: TableKind,
+    ) -> Self {
         let feature_columns = 90 + 3 * touchpoints + pass_through;
         let accumulators = threads
             * (std::mem::size_of::<crate::features::accumulate::Accumulator>() as u64
                 + 20 * touchpoints);
         let per_subscriber =
             accumulators + 2 * 8 * feature_columns + 24 * touchpoints + 300 + 16 * pass_through;
-        let chunk = subscribers.min(ROW_GROUP_ROWS as u64);
-        let fixed = 64 * subscribers + chunk * (600 + 8 * feature_columns) + 160 * (1 << 20);
+        let row_bytes = match written {
+            TableKind::Features => 16 * feature_columns,
+            TableKind::Scores => 700,
+        };
         MemoryEstimate {
             subscribers,
-            fixed,
+            fixed: 64 * subscribers + 160 * (1 << 20),
             per_subscriber,
+            output: subscribers.min(ROW_GROUP_ROWS as u64) * row_bytes,
         }
     }
 
     /// Reads the sizes of `spec`'s inputs (Parquet metadata only).
-    pub fn of_inputs(spec: &InputSpec) -> anyhow::Result<MemoryEstimate> {
+    pub fn of_inputs(spec: &InputSpec, written: TableKind) -> anyhow::Result<MemoryEstimate> {
         let source = crate::load::ParquetSource::resolve(&spec.subscribers)?;
         let mut rows = 0u64;
         let mut columns = 0u64;
@@ -864,17 +895,19 @@ impl MemoryEstimate {
             columns.saturating_sub(5),
             taxonomy.len() as u64,
             rayon::current_num_threads() as u64,
+            written,
         ))
     }
 
     /// The fewest shards that keep the estimate under `budget` bytes.
     pub fn shards_for(&self, budget: u64) -> Result<u32, ShardError> {
         let human = crate::console::human_bytes;
-        if budget <= self.fixed {
+        let needed = self.fixed + self.output;
+        if budget <= needed {
             return Err(ShardError::Budget {
                 budget: human(budget),
                 rows: self.subscribers,
-                needed: human(self.fixed),
+                needed: human(needed),
             });
         }
         let per_shard = budget - self.fixed;
@@ -899,7 +932,7 @@ mod tests {
 
     #[test]
     fn more_memory_means_fewer_shards() {
-        let e = MemoryEstimate::new(2_000_000, 5, 40, 2);
+        let e = MemoryEstimate::new(2_000_000, 5, 40, 2, TableKind::Scores);
         let small = e.shards_for(1 << 30).unwrap();
         let large = e.shards_for(8 << 30).unwrap();
         assert!(small > large && large >= 1, "{small} {large}");
