@@ -38,6 +38,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::asof::AsOf;
 use crate::features::FeatureTable;
+use crate::features::accumulate::EventCounts;
 use crate::load::Inputs;
 
 /// The exit status of a command that a guard stopped (2 is bad input or failure).
@@ -246,10 +247,27 @@ fn share(part: u64, whole: u64) -> Option<f64> {
     (whole > 0).then(|| part as f64 / whole as f64)
 }
 
-impl Figures {
-    fn measure(inputs: &Inputs, table: &FeatureTable) -> (Figures, Counts) {
-        let e = &table.events;
-        let active = table.batch.num_rows() as u64;
+/// What the guards measure of one snapshot: the counts behind every figure, and the
+/// names the messages give. Measured per feature table ([`Snapshot::measure`]); a
+/// sharded run adds its shards' snapshots together ([`Snapshot::absorb`]) and judges
+/// the sum, which is the whole table's.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub as_of: AsOf,
+    /// The subscriber input, its rows, and the interactions (`None` without them).
+    pub subscribers: String,
+    pub subscriber_rows: u64,
+    pub interactions: Option<String>,
+    pub events: EventCounts,
+    pub active: u64,
+    /// Sum of `events_90d`, and active subscribers with an event in 90 days.
+    pub recent: u64,
+    pub with_events: u64,
+}
+
+impl Snapshot {
+    /// Measures the feature table `table` built from `inputs`.
+    pub fn measure(inputs: &Inputs, table: &FeatureTable) -> Snapshot {
         let events_90d = table
             .batch
             .column_by_name("events_90d")
@@ -262,6 +280,33 @@ impl Figures {
                 values.iter().filter(|&&v| v > 0).count() as u64,
             )
         });
+        Snapshot {
+            as_of: table.as_of,
+            subscribers: inputs.subscribers.source.clone(),
+            subscriber_rows: inputs.subscribers.len() as u64,
+            interactions: inputs.interactions.as_ref().map(|i| i.source.shown.clone()),
+            events: table.events.clone(),
+            active: table.batch.num_rows() as u64,
+            recent,
+            with_events,
+        }
+    }
+
+    /// Adds another shard's snapshot of the same inputs.
+    pub fn absorb(&mut self, other: Snapshot) {
+        self.subscriber_rows += other.subscriber_rows;
+        self.events.absorb(other.events);
+        self.active += other.active;
+        self.recent += other.recent;
+        self.with_events += other.with_events;
+    }
+}
+
+impl Figures {
+    fn measure(snapshot: &Snapshot) -> (Figures, Counts) {
+        let e = &snapshot.events;
+        let active = snapshot.active;
+        let (recent, with_events) = (snapshot.recent, snapshot.with_events);
         let counts = Counts {
             read: e.read,
             matched: e
@@ -272,10 +317,10 @@ impl Figures {
             future: e.at_or_after_as_of,
             stale: e.used.saturating_sub(recent),
         };
-        let has_events = inputs.interactions.is_some() && e.read > 0;
+        let has_events = snapshot.interactions.is_some() && e.read > 0;
         let figures = Figures {
             active_subscribers: active,
-            events_read: inputs.interactions.as_ref().map(|_| e.read),
+            events_read: snapshot.interactions.as_ref().map(|_| e.read),
             matched_event_share: share(counts.matched, counts.read).filter(|_| has_events),
             subscribers_with_events_share: share(with_events, active).filter(|_| has_events),
             future_event_share: share(counts.future, counts.dated),
@@ -479,13 +524,22 @@ pub fn check(
     settings: &GuardSettings,
     previous: Option<&PreviousRun>,
 ) -> GuardReport {
-    let (figures, c) = Figures::measure(inputs, table);
-    let as_of = table.as_of;
-    let subscribers = inputs.subscribers.source.as_str();
-    let events = inputs
+    judge(&Snapshot::measure(inputs, table), settings, previous)
+}
+
+/// Judges every check on a measured snapshot (of one table, or the sum of its shards).
+pub fn judge(
+    snapshot: &Snapshot,
+    settings: &GuardSettings,
+    previous: Option<&PreviousRun>,
+) -> GuardReport {
+    let (figures, c) = Figures::measure(snapshot);
+    let as_of = snapshot.as_of;
+    let subscribers = snapshot.subscribers.as_str();
+    let events = snapshot
         .interactions
-        .as_ref()
-        .map_or("the interactions", |i| i.source.shown.as_str());
+        .as_deref()
+        .unwrap_or("the interactions");
     let prev_name = previous.map_or(String::new(), |p| {
         format!(
             "the previous run ({})",
@@ -529,7 +583,7 @@ pub fn check(
         });
     };
 
-    let rows = inputs.subscribers.len();
+    let rows = snapshot.subscriber_rows;
     add(
         Check::ActiveSubscribers,
         Some(figures.active_subscribers as f64),
@@ -586,7 +640,7 @@ pub fn check(
         },
         ": do the events come from the same system and period as the subscribers?",
     );
-    let newest = table
+    let newest = snapshot
         .events
         .newest_ts
         .map(|t| AsOf::from_days(t.div_euclid(crate::asof::MICROS_PER_DAY) as i32));

@@ -17,6 +17,7 @@ pub mod realised;
 pub mod report;
 pub mod score;
 pub mod segment;
+pub mod shard;
 pub mod taxonomy;
 pub mod train;
 pub mod write;

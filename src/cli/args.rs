@@ -101,3 +101,47 @@ fn parse_share(text: &str) -> Result<f64, String> {
 pub fn parse_as_of(text: &str) -> Result<AsOf, String> {
     text.parse()
 }
+
+/// How a data command splits its subscribers (see the README, "Sharding").
+#[derive(Debug, Clone, Args)]
+pub struct ShardArgs {
+    /// Run shard by shard: subscribers split by pmod(xxhash64(subscriber_id), K), as Spark
+    /// computes it; the output does not depend on K.
+    #[arg(long, value_name = "K", value_parser = clap::value_parser!(u32).range(1..=4096), help_heading = SHARDING)]
+    pub shards: Option<u32>,
+    /// Pick the number of shards from the input sizes so that peak memory stays under
+    /// SIZE (e.g. 2GiB, 512MiB).
+    #[arg(long, value_name = "SIZE", value_parser = crate::pipeline::sharded::parse_size, conflicts_with = "shards", help_heading = SHARDING)]
+    pub max_memory: Option<u64>,
+    /// Directory for the shards' partial results (default: beside the output); removed
+    /// at the end, also after a failure.
+    #[arg(long, value_name = "DIR", help_heading = SHARDING)]
+    pub scratch: Option<PathBuf>,
+}
+
+impl ShardArgs {
+    /// The shard plan of a command writing `out`: `None` (one piece, in memory) unless a
+    /// flag asks for shards or `out` is a directory (part files).
+    pub fn plan(
+        &self,
+        spec: &InputSpec,
+        out: &std::path::Path,
+        written: crate::pipeline::sharded::TableKind,
+    ) -> anyhow::Result<Option<crate::pipeline::sharded::ShardPlan>> {
+        use crate::pipeline::sharded::{MemoryEstimate, ShardPlan, TableOut};
+        let shards = match (self.shards, self.max_memory) {
+            (Some(k), _) => Some(k),
+            (None, Some(budget)) => {
+                Some(MemoryEstimate::of_inputs(spec, written)?.shards_for(budget)?)
+            }
+            (None, None) => matches!(TableOut::of(out), TableOut::Dir(_)).then_some(1),
+        };
+        Ok(shards.map(|shards| ShardPlan {
+            shards,
+            scratch: self.scratch.clone(),
+        }))
+    }
+}
+
+/// The help heading of the shard flags.
+const SHARDING: &str = "Sharding";

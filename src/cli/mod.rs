@@ -15,7 +15,7 @@ use clap::{Parser, Subcommand};
 
 use crate::console::{Console, LogFormat};
 use crate::guard::GuardFailure;
-pub use args::{GuardArgs, InputArgs, parse_as_of};
+pub use args::{GuardArgs, InputArgs, ShardArgs, parse_as_of};
 
 /// Churn risk, 80/20/30 value segments and loyalty targets from subscriber records and
 /// touchpoint history.

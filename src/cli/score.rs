@@ -5,10 +5,10 @@ use std::time::Instant;
 
 use clap::Args;
 
-use super::args::{GuardArgs, InputArgs, parse_as_of};
+use super::args::{GuardArgs, InputArgs, ShardArgs, parse_as_of};
 use crate::asof::AsOf;
 use crate::console::Console;
-use crate::pipeline::{self, CommandName, job};
+use crate::pipeline::{self, CommandName};
 use crate::score::ScoreParams;
 use crate::train::artifact::ModelArtifact;
 
@@ -18,13 +18,16 @@ pub struct ScoreArgs {
     pub inputs: InputArgs,
     #[command(flatten)]
     pub guards: GuardArgs,
+    #[command(flatten)]
+    pub shards: ShardArgs,
     /// Snapshot date to score.
     #[arg(long, value_parser = parse_as_of)]
     pub as_of: AsOf,
     /// Model directory written by `churnseg train`.
     #[arg(long)]
     pub model: PathBuf,
-    /// Output Parquet file (its manifest goes beside it).
+    /// Output Parquet file (its manifest goes beside it), or a directory (ending in `/`)
+    /// for part files.
     #[arg(long)]
     pub out: PathBuf,
     /// Risk deciles counted as high risk (1–10).
@@ -62,7 +65,12 @@ pub fn run(args: ScoreArgs, console: Console) -> anyhow::Result<()> {
         ..ScoreParams::default()
     };
     params.check()?;
-    let outcome = job::score_to_file(
+    let plan = args.shards.plan(
+        &spec,
+        &args.out,
+        crate::pipeline::sharded::TableKind::Scores,
+    )?;
+    let outcome = crate::pipeline::sharded::score_to_file(
         &spec,
         args.inputs.strict,
         &artifact,
@@ -70,6 +78,7 @@ pub fn run(args: ScoreArgs, console: Console) -> anyhow::Result<()> {
         &params,
         args.previous.as_deref(),
         &args.guards.settings(),
+        plan.as_ref(),
         &args.out,
         &console,
     )?;

@@ -332,8 +332,8 @@ fn count_bad(a: &Option<arrow::array::Float64Array>, bad: impl Fn(f64) -> bool) 
 }
 
 impl EventCounts {
-    /// Adds the counts of another part of the events.
-    pub fn merge(&mut self, o: EventCounts) {
+    /// Adds the counts of another pass (another worker, or another shard).
+    pub fn absorb(&mut self, o: EventCounts) {
         self.read += o.read;
         self.used += o.used;
         self.at_or_after_as_of += o.at_or_after_as_of;
@@ -780,7 +780,7 @@ impl<'a> Worker<'a> {
         self.counts
             .into_iter()
             .map(|mut c| {
-                c.merge(read.clone());
+                c.absorb(read.clone());
                 c
             })
             .collect()

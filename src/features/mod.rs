@@ -29,10 +29,11 @@ use rayon::prelude::*;
 use crate::asof::{AsOf, MICROS_PER_DAY};
 use crate::load::interactions::EventField;
 use crate::load::{IdIndex, Interactions, LoadError, Subscribers};
+use crate::shard::Shard;
 use crate::taxonomy::{Category, Kind, Stage, Taxonomy, TouchpointClass};
 use accumulate::{
-    Accumulator, EventCounts, PassContext, PassState, SLOT_CATEGORY, SLOT_KIND, SLOT_STAGE,
-    SnapshotTable, TouchpointCounts, TouchpointUse, UseCounts, WINDOWS, Worker,
+    Accumulator, EventCounts, FixedSum, PassContext, PassState, SLOT_CATEGORY, SLOT_KIND,
+    SLOT_STAGE, SnapshotTable, TouchpointCounts, TouchpointUse, UseCounts, WINDOWS, Worker,
 };
 use codes::ChannelRegistry;
 
@@ -55,6 +56,9 @@ pub struct FeatureTable {
     pub batch: RecordBatch,
     /// Rows of the subscriber table behind each output row.
     pub rows: Vec<u32>,
+    /// Each output row's position in the subscriber input ([`Subscribers::positions`]):
+    /// the canonical row order, the same whether or not the input was read by shard.
+    pub positions: Vec<u64>,
     pub events: EventCounts,
     /// Subscribers in the file and active at `as_of`.
     pub subscribers: usize,
@@ -73,6 +77,9 @@ pub struct TouchpointUsage {
     /// Mean cost to serve per event, over every active subscriber's 90-day events
     /// (`None` without cost data).
     pub mean_cost: Vec<Option<f64>>,
+    /// The sums behind `mean_cost`: cost to serve and events with a cost, per touchpoint
+    /// (exact fixed-point sums, so that shards add up to the whole).
+    pub cost: Vec<(FixedSum, u64)>,
 }
 
 impl TouchpointUsage {
@@ -96,6 +103,7 @@ impl TouchpointUsage {
             touchpoints: taxonomy.iter().map(|(n, c)| (n.to_string(), c)).collect(),
             uses,
             mean_cost,
+            cost: counts.cost.iter().copied().zip(counts.cost_n).collect(),
         }
     }
 
@@ -200,11 +208,34 @@ pub fn build(
     params: FeatureParams,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<FeatureTable, FeatureError> {
-    let mut tables = build_snapshots(
+    build_shard(
+        subscribers,
+        interactions,
+        taxonomy,
+        params,
+        Shard::ALL,
+        progress,
+    )
+}
+
+/// Builds the feature table of one shard: `subscribers` holds that shard's rows
+/// ([`Subscribers::load_shard`]), and only the events of that shard's subscribers enter
+/// the pass (filtered as each batch is read), so the events of the other shards are not
+/// counted as events of unknown subscribers and every event is counted in one shard.
+pub fn build_shard(
+    subscribers: &Subscribers,
+    interactions: Option<&Interactions>,
+    taxonomy: &Taxonomy,
+    params: FeatureParams,
+    shard: Shard,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<FeatureTable, FeatureError> {
+    let mut tables = build_snapshots_of(
         subscribers,
         interactions,
         taxonomy,
         std::slice::from_ref(&params),
+        shard,
         progress,
     )?;
     // one table per snapshot asked for
@@ -221,6 +252,25 @@ pub fn build_snapshots(
     interactions: Option<&Interactions>,
     taxonomy: &Taxonomy,
     snapshots: &[FeatureParams],
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<Vec<FeatureTable>, FeatureError> {
+    build_snapshots_of(
+        subscribers,
+        interactions,
+        taxonomy,
+        snapshots,
+        Shard::ALL,
+        progress,
+    )
+}
+
+/// [`build_snapshots`] of one shard (see [`build_shard`]).
+fn build_snapshots_of(
+    subscribers: &Subscribers,
+    interactions: Option<&Interactions>,
+    taxonomy: &Taxonomy,
+    snapshots: &[FeatureParams],
+    shard: Shard,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<Vec<FeatureTable>, FeatureError> {
     let names = reserved_columns(subscribers, taxonomy);
@@ -269,7 +319,7 @@ pub fn build_snapshots(
     };
     let extended = snapshots.iter().any(|p| p.extended);
     let counts = match interactions {
-        Some(events) => run_pass(events, &ctx, extended, progress)?,
+        Some(events) => run_pass(events, &ctx, extended, shard, progress)?,
         None => vec![EventCounts::default(); snapshots.len()],
     };
     drop(index);
@@ -286,6 +336,10 @@ pub fn build_snapshots(
         out.push(FeatureTable {
             as_of: params.as_of,
             batch,
+            positions: rows
+                .iter()
+                .map(|&r| subscribers.positions[r as usize])
+                .collect(),
             rows,
             events,
             subscribers: subscribers.len(),
@@ -316,6 +370,7 @@ fn run_pass(
     events: &Interactions,
     ctx: &PassContext<'_>,
     extended: bool,
+    shard: Shard,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<Vec<EventCounts>, FeatureError> {
     let groups = events.row_groups()?;
@@ -328,8 +383,8 @@ fn run_pass(
         .try_for_each(|group| -> Result<(), FeatureError> {
             let taken = pool.lock().unwrap_or_else(|e| e.into_inner()).pop();
             let mut worker = taken.unwrap_or_else(|| Worker::new(ctx));
-            let result =
-                events.for_each_batch(group, &wanted, |batch| worker.add_batch(ctx, batch));
+            let result = events
+                .for_each_batch_of(group, &wanted, shard, |batch| worker.add_batch(ctx, batch));
             pool.lock().unwrap_or_else(|e| e.into_inner()).push(worker);
             result?;
             let total = done.fetch_add(group.rows as u64, std::sync::atomic::Ordering::Relaxed)
@@ -341,7 +396,7 @@ fn run_pass(
     let mut counts = vec![EventCounts::default(); ctx.snapshots.len()];
     for worker in workers {
         for (total, c) in counts.iter_mut().zip(worker.into_counts()) {
-            total.merge(c);
+            total.absorb(c);
         }
     }
     Ok(counts)
@@ -660,13 +715,24 @@ pub fn build_logged(
     params: FeatureParams,
     progress: &dyn crate::progress::Progress,
 ) -> Result<FeatureTable, FeatureError> {
+    build_logged_shard(inputs, params, Shard::ALL, progress)
+}
+
+/// [`build_logged`] of one shard (`inputs` holding that shard's subscribers).
+pub fn build_logged_shard(
+    inputs: &crate::load::Inputs,
+    params: FeatureParams,
+    shard: Shard,
+    progress: &dyn crate::progress::Progress,
+) -> Result<FeatureTable, FeatureError> {
     let total = inputs.interactions.as_ref().map_or(0, |i| i.rows);
     let step = progress.step(total, "features", "events");
-    let table = build(
+    let table = build_shard(
         &inputs.subscribers,
         inputs.interactions.as_ref(),
         &inputs.taxonomy,
         params,
+        shard,
         &|done| step.set(done),
     )?;
     step.finish(format!(

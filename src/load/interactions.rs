@@ -12,6 +12,7 @@ use super::columns::{example, is_string_like};
 use super::error::LoadError;
 use super::files::ParquetSource;
 use super::files::RowGroupRef;
+use crate::shard::Shard;
 
 /// Column names of the interactions (SPEC §2 defaults).
 #[derive(Debug, Clone)]
@@ -238,6 +239,19 @@ impl Interactions {
         &self,
         group: &RowGroupRef,
         wanted: &[EventField],
+        each: impl FnMut(&EventColumns),
+    ) -> Result<(), LoadError> {
+        self.for_each_batch_of(group, wanted, Shard::ALL, each)
+    }
+
+    /// [`Self::for_each_batch`] over the events of one shard's subscribers only: each
+    /// batch is filtered by the shard of its `subscriber_id` before it is handed on, so
+    /// the other shards' events are neither counted nor accumulated here.
+    pub fn for_each_batch_of(
+        &self,
+        group: &RowGroupRef,
+        wanted: &[EventField],
+        shard: Shard,
         mut each: impl FnMut(&EventColumns),
     ) -> Result<(), LoadError> {
         let fields: Vec<EventField> = wanted.iter().copied().filter(|f| self.has(*f)).collect();
@@ -258,7 +272,13 @@ impl Interactions {
             .source
             .read_row_group(group, &names, &dictionaries, 16 * 1024)?;
         for batch in reader {
-            let batch = batch.map_err(|e| self.source.corrupt(group.file, e))?;
+            let mut batch = batch.map_err(|e| self.source.corrupt(group.file, e))?;
+            let mask = batch
+                .column_by_name(&self.names.subscriber_id)
+                .and_then(|ids| shard.mask(ids.as_ref()));
+            if let Some(mask) = mask {
+                batch = arrow::compute::filter_record_batch(&batch, &mask)?;
+            }
             let columns = self
                 .columns(&batch, &fields)
                 .map_err(|e| self.source.corrupt(group.file, e))?;

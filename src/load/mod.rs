@@ -20,6 +20,7 @@ pub use subscribers::{IdIndex, Subscribers};
 
 use std::path::{Path, PathBuf};
 
+use crate::shard::Shard;
 use crate::taxonomy::{Taxonomy, TaxonomyError};
 pub use interactions::InteractionColumns;
 pub use subscribers::SubscriberColumns;
@@ -59,13 +60,20 @@ pub enum InputError {
 impl Inputs {
     /// Loads and checks every input, reporting all problems together.
     pub fn load(spec: &InputSpec) -> Result<Inputs, InputErrors> {
+        Inputs::load_shard(spec, Shard::ALL)
+    }
+
+    /// [`Inputs::load`] with only one shard's rows of the subscriber table
+    /// ([`Subscribers::load_shard`]); the interactions are opened, not read.
+    pub fn load_shard(spec: &InputSpec, shard: Shard) -> Result<Inputs, InputErrors> {
         let mut errors = Vec::new();
         let taxonomy = Taxonomy::load(spec.taxonomy.as_deref())
             .map_err(|e| errors.push(e.into()))
             .ok();
-        let subscribers = Subscribers::load(&spec.subscribers, &spec.subscriber_columns)
-            .map_err(|e| errors.push(e.into()))
-            .ok();
+        let subscribers =
+            Subscribers::load_shard(&spec.subscribers, &spec.subscriber_columns, shard)
+                .map_err(|e| errors.push(e.into()))
+                .ok();
         // The id type of the interactions must match the subscribers'; without a
         // readable subscriber table, check the rest assuming whatever the events use.
         let ids_are_strings = subscribers

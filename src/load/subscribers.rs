@@ -7,14 +7,16 @@ use std::path::Path;
 use std::sync::Arc;
 
 use ahash::RandomState;
+use arrow::array::RecordBatch;
 use arrow::array::{Array, ArrayRef, AsArray, Float64Array, Int64Array, StringArray};
-use arrow::compute::{cast, concat};
+use arrow::compute::{cast, concat, filter_record_batch};
 use arrow::datatypes::{DataType, Field, Int64Type};
 
 use super::columns::{example, is_string_like, to_days};
 use super::error::LoadError;
 use super::files::ParquetSource;
 use crate::asof::AsOf;
+use crate::shard::Shard;
 
 /// Subscriber ids as read: integers or strings (dictionary and view strings are cast to
 /// plain strings once, here).
@@ -331,6 +333,10 @@ pub struct Subscribers {
     pub skipped_columns: Vec<(String, String)>,
     /// Values outside their domain, and what was done with them.
     pub out_of_domain: SubscriberDomain,
+    /// Each row's position in the whole subscriber input (row number over the files in
+    /// order, every row counted): `0..len` when the table is read whole, the rows kept
+    /// when one shard is read. The canonical output order and the tie-break of rankings.
+    pub positions: Vec<u64>,
 }
 
 /// Values of the subscriber table outside their domain (counted in the manifest,
@@ -349,6 +355,14 @@ pub struct SubscriberDomain {
 }
 
 impl SubscriberDomain {
+    /// Adds another shard's counts.
+    pub fn absorb(&mut self, o: &SubscriberDomain) {
+        self.monthly_revenue_non_finite += o.monthly_revenue_non_finite;
+        self.monthly_cost_non_finite += o.monthly_cost_non_finite;
+        self.signup_date_out_of_range += o.signup_date_out_of_range;
+        self.churn_date_out_of_range += o.churn_date_out_of_range;
+    }
+
     /// The non-zero counts as `(what, count, handling)`.
     pub fn lines(&self) -> Vec<(&'static str, usize, &'static str)> {
         [
@@ -424,8 +438,21 @@ impl Default for SubscriberColumns {
 impl Subscribers {
     /// Reads and checks the subscriber table at `path`.
     pub fn load(path: &Path, columns: &SubscriberColumns) -> Result<Subscribers, LoadError> {
+        Subscribers::load_shard(path, columns, Shard::ALL)
+    }
+
+    /// Reads and checks the rows of one shard of the subscriber table at `path`: each
+    /// batch is filtered as it is read, so the whole table is never in memory. Checks
+    /// run on the shard's rows (a duplicate id always lands in one shard); rows named
+    /// in messages are rows of the whole input.
+    pub fn load_shard(
+        path: &Path,
+        columns: &SubscriberColumns,
+        shard: Shard,
+    ) -> Result<Subscribers, LoadError> {
         let source = ParquetSource::resolve(path)?;
-        let batches = source.read_all(None)?;
+        let (batches, positions) = read_shard(&source, &columns.subscriber_id, shard)?;
+        let row_of = |r: usize| positions.get(r).copied().unwrap_or(r as u64);
         let shown = source.shown.clone();
         let schemas = source.schemas()?;
         let schema = schemas[0].clone();
@@ -477,7 +504,7 @@ impl Subscribers {
                 ));
                 None
             }
-            Some(a) => check_ids(&a, &columns.subscriber_id, &mut problems),
+            Some(a) => check_ids(&a, &columns.subscriber_id, &row_of, &mut problems),
         };
         // signup_date
         let signup = match column(&columns.signup_date) {
@@ -582,8 +609,9 @@ impl Subscribers {
             && let Some(row) = (0..signup.len()).find(|&r| churn[r].is_some_and(|c| c < signup[r]))
         {
             problems.push(format!(
-                    "column `{}`: churn_date before signup_date, e.g. row {row} (signup day {}, churn day {})",
+                    "column `{}`: churn_date before signup_date, e.g. row {} (signup day {}, churn day {})",
                     columns.churn_date,
+                    row_of(row),
                     AsOf::from_days(signup[row]),
                     AsOf::from_days(churn[row].unwrap_or_default())
                 ));
@@ -651,6 +679,7 @@ impl Subscribers {
                     extra,
                     skipped_columns,
                     out_of_domain,
+                    positions,
                 })
             }
             _ => Err(LoadError::invalid(&shown, problems)),
@@ -701,7 +730,55 @@ impl Subscribers {
     }
 }
 
-fn check_ids(array: &ArrayRef, name: &str, problems: &mut Vec<String>) -> Option<SubscriberIds> {
+/// Reads the batches of `source` that hold rows of `shard` (filtered by the column
+/// `id_column`), with each kept row's position in the whole input.
+fn read_shard(
+    source: &ParquetSource,
+    id_column: &str,
+    shard: Shard,
+) -> Result<(Vec<(usize, RecordBatch)>, Vec<u64>), LoadError> {
+    let mut batches = Vec::new();
+    let mut positions = Vec::new();
+    let mut row = 0u64;
+    for file in 0..source.files.len() {
+        let reader = source
+            .open(file)?
+            .with_batch_size(64 * 1024)
+            .build()
+            .map_err(|e| source.corrupt(file, e))?;
+        for batch in reader {
+            let batch = batch.map_err(|e| source.corrupt(file, e))?;
+            let n = batch.num_rows() as u64;
+            let mask = batch
+                .column_by_name(id_column)
+                .and_then(|ids| shard.mask(ids.as_ref()));
+            match mask {
+                // every row: the whole input, or ids the check below reports
+                None => {
+                    positions.extend(row..row + n);
+                    batches.push((file, batch));
+                }
+                Some(mask) => {
+                    positions.extend(
+                        (0..batch.num_rows())
+                            .filter(|&i| mask.value(i))
+                            .map(|i| row + i as u64),
+                    );
+                    batches.push((file, filter_record_batch(&batch, &mask)?));
+                }
+            }
+            row += n;
+        }
+    }
+    Ok((batches, positions))
+}
+
+fn check_ids(
+    array: &ArrayRef,
+    name: &str,
+    row_of: &dyn Fn(usize) -> u64,
+    problems: &mut Vec<String>,
+) -> Option<SubscriberIds> {
     let dt = array.data_type();
     let ids = if dt.is_integer() {
         match cast(array, &DataType::Int64) {
@@ -733,8 +810,9 @@ fn check_ids(array: &ArrayRef, name: &str, problems: &mut Vec<String>) -> Option
     if array.null_count() > 0 {
         let row = (0..array.len()).find(|&r| array.is_null(r)).unwrap_or(0);
         problems.push(format!(
-            "column `{name}`: {} null id(s), e.g. row {row}",
-            array.null_count()
+            "column `{name}`: {} null id(s), e.g. row {}",
+            array.null_count(),
+            row_of(row)
         ));
     }
     let duplicate = match &ids {

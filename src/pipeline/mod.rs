@@ -5,6 +5,7 @@ pub mod config;
 pub mod dates;
 pub mod history;
 pub mod job;
+pub mod sharded;
 
 use std::time::Instant;
 
@@ -13,6 +14,7 @@ use crate::features;
 use crate::features::accumulate::EventCounts;
 use crate::load::{InputErrors, InputSpec, Inputs};
 use crate::manifest::{RunManifest, StageTimings};
+use crate::shard::Shard;
 use crate::train::artifact::ModelArtifact;
 use crate::write::OutputSet;
 
@@ -64,8 +66,18 @@ pub fn load_inputs(
     strict: bool,
     console: &Console,
 ) -> Result<Inputs, PipelineError> {
+    load_inputs_shard(spec, strict, Shard::ALL, console)
+}
+
+/// [`load_inputs`] with one shard's rows of the subscriber table.
+pub fn load_inputs_shard(
+    spec: &InputSpec,
+    strict: bool,
+    shard: Shard,
+    console: &Console,
+) -> Result<Inputs, PipelineError> {
     let step = console.progress(0, "load", "");
-    let inputs = Inputs::load(spec)?;
+    let inputs = Inputs::load_shard(spec, shard)?;
     if strict {
         let unknown = unknown_touchpoints(&inputs).map_err(|e| InputErrors(vec![e.into()]))?;
         if !unknown.is_empty() {

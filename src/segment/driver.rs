@@ -150,38 +150,78 @@ pub struct FootprintReader {
     typical_use_trend: f64,
 }
 
-/// Median of the finite values; `fallback` when there are none.
-fn median(values: &[Option<f64>], fallback: f64) -> f64 {
-    let mut v: Vec<f64> = values
-        .iter()
-        .flatten()
-        .copied()
-        .filter(|x| x.is_finite())
-        .collect();
-    if v.is_empty() {
-        return fallback;
+/// The typical subscriber's footprint: the medians over the subscribers being scored.
+/// A population step: with shards, the finite values of every shard are gathered
+/// ([`Typical::from_values`]) before any driver is read.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Typical {
+    pub complaints_30d: f64,
+    pub shopping_30d: f64,
+    pub use_trend: f64,
+}
+
+/// The feature columns the typical footprint is the median of, with the value used
+/// when no subscriber has a finite one.
+pub const TYPICAL_COLUMNS: [(&str, f64); 3] = [
+    ("complain_30d", 0.0),
+    ("shopping_30d", 0.0),
+    ("use_trend", 1.0),
+];
+
+impl Typical {
+    /// The medians of `values` (the finite values of [`TYPICAL_COLUMNS`], in that order,
+    /// in any row order); a column without values takes its fallback.
+    pub fn from_values(mut values: [Vec<f64>; 3]) -> Typical {
+        let [a, b, c] = std::array::from_fn(|k| {
+            let v = &mut values[k];
+            if v.is_empty() {
+                TYPICAL_COLUMNS[k].1
+            } else {
+                crate::model::stats::median(v)
+            }
+        });
+        Typical {
+            complaints_30d: a,
+            shopping_30d: b,
+            use_trend: c,
+        }
     }
-    crate::model::stats::median(&mut v)
+
+    /// The finite values of [`TYPICAL_COLUMNS`] in `batch`.
+    pub fn values_of(batch: &arrow::array::RecordBatch) -> [Vec<f64>; 3] {
+        TYPICAL_COLUMNS.map(|(name, _)| {
+            crate::features::column_f64(batch, name)
+                .into_iter()
+                .flatten()
+                .filter(|x| x.is_finite())
+                .collect()
+        })
+    }
 }
 
 impl FootprintReader {
-    /// Reads the columns it needs; a missing one (e.g. the reason counts of a table
-    /// built without the extended features) gives no evidence.
+    /// Reads the columns it needs, against the typical footprint of `batch` itself; a
+    /// missing one (e.g. the reason counts of a table built without the extended
+    /// features) gives no evidence.
     pub fn new(batch: &arrow::array::RecordBatch) -> FootprintReader {
+        FootprintReader::with_typical(batch, Typical::from_values(Typical::values_of(batch)))
+    }
+
+    /// Reads the columns it needs, against a typical footprint measured elsewhere (over
+    /// every shard of the population).
+    pub fn with_typical(batch: &arrow::array::RecordBatch, typical: Typical) -> FootprintReader {
         let get = |name: &str| crate::features::column_f64(batch, name);
-        let (complaints_30d, shopping_30d, use_trend) =
-            (get("complain_30d"), get("shopping_30d"), get("use_trend"));
         FootprintReader {
             unresolved: get("complaints_unresolved_90d"),
             low_ratings: get("low_satisfaction_90d"),
             price_reasons: get("reason_price_90d"),
             product_reasons: get("reason_product_90d"),
-            typical_complaints_30d: median(&complaints_30d, 0.0),
-            typical_shopping_30d: median(&shopping_30d, 0.0),
-            typical_use_trend: median(&use_trend, 1.0),
-            complaints_30d,
-            shopping_30d,
-            use_trend,
+            typical_complaints_30d: typical.complaints_30d,
+            typical_shopping_30d: typical.shopping_30d,
+            typical_use_trend: typical.use_trend,
+            complaints_30d: get("complain_30d"),
+            shopping_30d: get("shopping_30d"),
+            use_trend: get("use_trend"),
         }
     }
 

@@ -38,7 +38,7 @@ use arrow::datatypes::{DataType, Field};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::value::{ProfitSpread, ValueSegment, WhaleCurve, assign, profit_ranking};
+use super::value::{ProfitRanks, ProfitSpread, ValueSegment, WhaleCurve, assign};
 use crate::asof::{AsOf, MICROS_PER_DAY};
 use crate::features::accumulate::WINDOWS;
 use crate::features::{FeatureTable, column_f64};
@@ -180,23 +180,13 @@ impl<'a> SegmentSnapshot<'a> {
 /// their mean rank, so that input order never becomes a feature.
 fn with_profit_rank(batch: &RecordBatch) -> Result<RecordBatch, ModelError> {
     let profit = column_f64(batch, "profit_90d");
-    let key = |i: usize| profit[i].filter(|p| !p.is_nan());
-    let order = profit_ranking(&profit);
-    let n = order.len();
-    let mut pct = vec![0.0; n];
-    let mut start = 0;
-    while start < n {
-        let end = (start..n)
-            .take_while(|&r| key(order[r]) == key(order[start]))
-            .last()
-            .map_or(start + 1, |r| r + 1);
-        // mean of the ranks start..end, plus a half: (start + end) / 2
-        let value = (start + end) as f64 / 2.0 / n as f64;
-        for &i in &order[start..end] {
-            pct[i] = value;
-        }
-        start = end;
-    }
+    let ranks = ProfitRanks::of(&profit);
+    let pct: Vec<f64> = profit.iter().map(|p| ranks.percentile(*p)).collect();
+    with_rank_column(batch, pct)
+}
+
+/// `batch` with [`PROFIT_RANK`] appended.
+fn with_rank_column(batch: &RecordBatch, pct: Vec<f64>) -> Result<RecordBatch, ModelError> {
     let mut fields: Vec<Field> = batch
         .schema()
         .fields()
@@ -453,16 +443,31 @@ impl ValueModel {
         ))
     }
 
-    /// Forecasts next period's segment for every row of a feature batch.
+    /// Forecasts next period's segment for every row of a feature batch, the batch being
+    /// the whole population.
     pub fn predict(&self, batch: &RecordBatch) -> Result<Vec<ValueSegment>, ModelError> {
-        let current = assign(&column_f64(batch, "profit_90d"));
+        let profit = column_f64(batch, "profit_90d");
+        let ranks = ProfitRanks::of(&profit);
+        let pct = profit.iter().map(|p| ranks.percentile(*p)).collect();
+        self.predict_with(batch, assign(&profit), pct)
+    }
+
+    /// Forecasts next period's segment for rows of a population, given each row's
+    /// current segment and profit percentile in the whole population (population steps,
+    /// so that a shard's rows are forecast as the whole table's would be).
+    pub fn predict_with(
+        &self,
+        batch: &RecordBatch,
+        current: Vec<ValueSegment>,
+        profit_pct: Vec<f64>,
+    ) -> Result<Vec<ValueSegment>, ModelError> {
         match self {
             ValueModel::Persistence { .. } => Ok(current),
             ValueModel::OneVsRest {
                 models,
                 move_margin,
             } => {
-                let probs = probabilities(models, &with_profit_rank(batch)?)?;
+                let probs = probabilities(models, &with_rank_column(batch, profit_pct)?)?;
                 Ok(forecast(&probs, &current, *move_margin))
             }
         }

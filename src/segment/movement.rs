@@ -49,60 +49,95 @@ pub fn risk_band(decile: Option<f64>) -> Option<usize> {
     }
 }
 
-impl Movement {
-    /// Compares a previous scored table with this one.
-    pub fn between(previous: &RecordBatch, now: &RecordBatch) -> Movement {
+/// Movement counted row by row: the previous table indexed by id, and the rows of this
+/// one added in their order (a sharded run adds its scored rows chunk by chunk, in the
+/// canonical order, so that the mean change sums as over the whole table).
+pub struct MovementTally {
+    index: HashMap<String, usize>,
+    previous_rows: usize,
+    seg_prev: Vec<String>,
+    p_prev: Vec<Option<f64>>,
+    d_prev: Vec<Option<f64>>,
+    m: Movement,
+    change: f64,
+    changed: usize,
+}
+
+impl MovementTally {
+    pub fn new(previous: &RecordBatch) -> MovementTally {
         let ids_prev = column_strings(previous, "subscriber_id");
-        let index: HashMap<&str, usize> = ids_prev
-            .iter()
+        let previous_rows = ids_prev.len();
+        let index: HashMap<String, usize> = ids_prev
+            .into_iter()
             .enumerate()
-            .map(|(i, id)| (id.as_str(), i))
+            .map(|(i, id)| (id, i))
             .collect();
-        let (seg_prev, p_prev, d_prev) = (
-            column_strings(previous, "value_segment"),
-            column_f64(previous, "churn_probability"),
-            column_f64(previous, "risk_decile"),
-        );
+        MovementTally {
+            index,
+            previous_rows,
+            seg_prev: column_strings(previous, "value_segment"),
+            p_prev: column_f64(previous, "churn_probability"),
+            d_prev: column_f64(previous, "risk_decile"),
+            m: Movement::default(),
+            change: 0.0,
+            changed: 0,
+        }
+    }
+
+    /// Adds rows of this table (`subscriber_id`, `value_segment`, `churn_probability`,
+    /// `risk_decile`).
+    pub fn add(&mut self, now: &RecordBatch) {
         let (ids, seg, p, d) = (
             column_strings(now, "subscriber_id"),
             column_strings(now, "value_segment"),
             column_f64(now, "churn_probability"),
             column_f64(now, "risk_decile"),
         );
-        let mut m = Movement::default();
-        let mut change = 0.0;
-        let mut changed = 0usize;
+        let m = &mut self.m;
         for i in 0..ids.len() {
-            let Some(&j) = index.get(ids[i].as_str()) else {
+            let Some(&j) = self.index.get(ids[i].as_str()) else {
                 m.new += 1;
                 continue;
             };
             m.matched += 1;
             if let (Some(a), Some(b)) = (
-                ValueSegment::parse(&seg_prev[j]),
+                ValueSegment::parse(&self.seg_prev[j]),
                 ValueSegment::parse(&seg[i]),
             ) {
                 m.segments[a.index()][b.index()] += 1;
                 m.segment_up += (b.index() < a.index()) as u64;
                 m.segment_down += (b.index() > a.index()) as u64;
             }
-            if let (Some(a), Some(b)) = (risk_band(d_prev[j]), risk_band(d[i])) {
+            if let (Some(a), Some(b)) = (risk_band(self.d_prev[j]), risk_band(d[i])) {
                 m.risk_bands[a][b] += 1;
                 m.risk_up += (b < a) as u64;
                 m.risk_down += (b > a) as u64;
             }
-            if let (Some(a), Some(b)) = (p_prev[j], p[i]) {
-                change += b - a;
-                changed += 1;
+            if let (Some(a), Some(b)) = (self.p_prev[j], p[i]) {
+                self.change += b - a;
+                self.changed += 1;
             }
         }
-        m.gone = ids_prev.len() - m.matched.min(ids_prev.len());
-        m.mean_risk_change = if changed > 0 {
-            change / changed as f64
+    }
+
+    pub fn finish(self) -> Movement {
+        let mut m = self.m;
+        m.gone = self.previous_rows - m.matched.min(self.previous_rows);
+        m.mean_risk_change = if self.changed > 0 {
+            self.change / self.changed as f64
         } else {
             0.0
         };
         m
+    }
+}
+
+impl Movement {
+    /// Compares a previous scored table with this one.
+    pub fn between(previous: &RecordBatch, now: &RecordBatch) -> Movement {
+        let mut tally = MovementTally::new(previous);
+        tally.add(now);
+        tally.finish()
     }
 
     /// One line for the run summary.

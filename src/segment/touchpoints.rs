@@ -41,7 +41,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{ChurnDriver, LoyaltyAction};
 use crate::features::TouchpointUsage;
-use crate::features::accumulate::TouchpointUse;
+use crate::features::accumulate::{FixedSum, TouchpointUse};
 use crate::taxonomy::{Category, Kind, Stage, TouchpointClass};
 
 /// Weight of the overall churn rate in a touchpoint's churn rate, in subscribers.
@@ -186,39 +186,80 @@ struct Choice {
     seen: bool,
 }
 
+/// What recommending needs to know of the whole scored population, per taxonomy
+/// touchpoint: whether anyone used it in the 90 days before `as_of`, and its mean cost
+/// to serve per event. A population step: with shards it is summed over every shard
+/// ([`TouchpointCatalogue::absorb`]) before any subscriber's touchpoints are chosen.
+#[derive(Debug, Clone)]
+pub struct TouchpointCatalogue {
+    /// The taxonomy's touchpoints with their classes.
+    pub touchpoints: Vec<(String, TouchpointClass)>,
+    /// Cost to serve summed over the population's 90-day events, and those events.
+    pub cost: Vec<(FixedSum, u64)>,
+    /// Someone in the population used the touchpoint in 90 days.
+    pub used: Vec<bool>,
+}
+
+impl TouchpointCatalogue {
+    /// The catalogue of one table's (or one shard's) touchpoint use.
+    pub fn of(usage: &TouchpointUsage) -> TouchpointCatalogue {
+        let k = usage.touchpoints.len();
+        let mut used = vec![false; k];
+        for (i, u) in usage.uses.iter().enumerate() {
+            used[i % k] |= u.events > 0;
+        }
+        TouchpointCatalogue {
+            touchpoints: usage.touchpoints.clone(),
+            cost: usage.cost.clone(),
+            used,
+        }
+    }
+
+    /// Adds another shard's catalogue (same taxonomy).
+    pub fn absorb(&mut self, other: &TouchpointCatalogue) {
+        for ((a, n), (b, m)) in self.cost.iter_mut().zip(&other.cost) {
+            a.merge(b);
+            *n += m;
+        }
+        for (a, b) in self.used.iter_mut().zip(&other.used) {
+            *a |= b;
+        }
+    }
+
+    /// Mean cost to serve per event of touchpoint `k` (`None` without cost data).
+    pub fn mean_cost(&self, k: usize) -> Option<f64> {
+        let (sum, n) = self.cost.get(k)?;
+        (*n > 0).then(|| sum.value() / *n as f64)
+    }
+}
+
 /// Chooses touchpoints for the rows of one scored table.
-pub struct Recommender<'a> {
-    usage: &'a TouchpointUsage,
-    /// One per touchpoint of `usage`, in its order.
+pub struct Recommender {
+    /// One per touchpoint of the catalogue, in its order.
     options: Vec<Choice>,
     /// Median mean cost of the touchpoints in the history: `reduce_cost` looks no higher.
     median_cost: f64,
     max: usize,
 }
 
-impl<'a> Recommender<'a> {
+impl Recommender {
     /// `None` when there is no history to recommend from (no interactions), or no
     /// touchpoint in the taxonomy the company can reach a subscriber through.
     pub fn new(
         table: &RetentionTable,
-        usage: Option<&'a TouchpointUsage>,
+        catalogue: Option<&TouchpointCatalogue>,
         max: usize,
-    ) -> Option<Recommender<'a>> {
-        let usage = usage?;
-        if table.is_empty() || usage.touchpoints.iter().all(|(_, c)| !c.reach) {
+    ) -> Option<Recommender> {
+        let catalogue = catalogue?;
+        if table.is_empty() || catalogue.touchpoints.iter().all(|(_, c)| !c.reach) {
             return None;
         }
-        let k = usage.touchpoints.len();
-        let mut used_now = vec![false; k];
-        for (i, u) in usage.uses.iter().enumerate() {
-            used_now[i % k] |= u.events > 0;
-        }
-        let options = usage
+        let options = catalogue
             .touchpoints
             .iter()
-            .zip(&usage.mean_cost)
-            .zip(used_now)
-            .map(|(((name, class), cost), used_now)| {
+            .zip(&catalogue.used)
+            .enumerate()
+            .map(|(k, ((name, class), &used_now))| {
                 let learned = table.touchpoints.iter().find(|t| &t.touchpoint == name);
                 Choice {
                     name: name.clone(),
@@ -226,7 +267,7 @@ impl<'a> Recommender<'a> {
                     // a touchpoint unseen in training is neither good nor bad
                     lift: learned.map_or(0.0, |t| t.retention_lift),
                     // no recorded cost: free to serve (self-service); a NaN mean: dear
-                    cost: match learned.and_then(|t| t.mean_cost).or(*cost) {
+                    cost: match learned.and_then(|t| t.mean_cost).or(catalogue.mean_cost(k)) {
                         None => 0.0,
                         Some(c) if c.is_nan() => f64::INFINITY,
                         Some(c) => c,
@@ -239,16 +280,20 @@ impl<'a> Recommender<'a> {
         costs.sort_by(f64::total_cmp);
         let median_cost = costs.get(costs.len() / 2).copied().unwrap_or(0.0);
         Some(Recommender {
-            usage,
             options,
             median_cost,
             max: max.min(3),
         })
     }
 
-    /// Up to `max` touchpoints for row `row` (see the module doc for the rules).
-    pub fn recommend(&self, row: usize, action: LoyaltyAction, driver: ChurnDriver) -> Vec<&str> {
-        let uses = self.usage.row(row);
+    /// Up to `max` touchpoints for a subscriber whose use of each catalogue touchpoint is
+    /// `uses` (see the module doc for the rules).
+    pub fn recommend(
+        &self,
+        uses: &[TouchpointUse],
+        action: LoyaltyAction,
+        driver: ChurnDriver,
+    ) -> Vec<&str> {
         let used = |k: usize| uses.get(k).copied().unwrap_or_default();
         let rated_badly = |u: TouchpointUse| u.low > u.good;
         let mut picks: Vec<(usize, &Choice)> = self
@@ -305,10 +350,19 @@ mod tests {
             .iter()
             .map(|(n, _)| Some(if n == "app_login" { 0.1 } else { 2.0 }))
             .collect();
+        let cost = touchpoints
+            .iter()
+            .map(|(n, _)| {
+                let mut sum = FixedSum::default();
+                sum.add(if n == "app_login" { 0.1 } else { 2.0 });
+                (sum, 1)
+            })
+            .collect();
         TouchpointUsage {
             touchpoints,
             uses,
             mean_cost,
+            cost,
         }
     }
 
@@ -396,22 +450,22 @@ mod tests {
             ],
             &[],
         ]);
-        let r = Recommender::new(&t, Some(&u), 2).unwrap();
+        let r = Recommender::new(&t, Some(&TouchpointCatalogue::of(&u)), 2).unwrap();
         // price driver: promo_sms is the own touchpoint with the best lift; calls were
         // rated badly; complaints are never recommended, nor bill payments and logins
         // (the subscriber's own acts), however well they go with staying
         assert_eq!(
-            r.recommend(0, LoyaltyAction::Retain, ChurnDriver::Price),
+            r.recommend(u.row(0), LoyaltyAction::Retain, ChurnDriver::Price),
             vec!["promo_sms", "survey_response"]
         );
         // service driver: no promotions
         assert_eq!(
-            r.recommend(0, LoyaltyAction::Retain, ChurnDriver::Service),
+            r.recommend(u.row(0), LoyaltyAction::Retain, ChurnDriver::Service),
             vec!["survey_response", "loyalty_club_event"]
         );
         // no history of their own: the best-lift touchpoints allowed for the driver
         assert_eq!(
-            r.recommend(1, LoyaltyAction::Reward, ChurnDriver::Service),
+            r.recommend(u.row(1), LoyaltyAction::Reward, ChurnDriver::Service),
             vec!["loyalty_club_event", "call_centre_call"]
         );
     }
@@ -439,22 +493,25 @@ mod tests {
             ("loyalty_club_event", Some(1.5)),
         ];
         for (k, (name, _)) in u.touchpoints.iter().enumerate() {
-            u.mean_cost[k] = costs.iter().find(|(n, _)| n == name).and_then(|c| c.1);
+            let cost = costs.iter().find(|(n, _)| n == name).and_then(|c| c.1);
+            let mut sum = FixedSum::default();
+            sum.add(cost.unwrap_or(0.0));
+            u.cost[k] = (sum, cost.is_some() as u64);
         }
-        let r = Recommender::new(&t, Some(&u), 3).unwrap();
+        let r = Recommender::new(&t, Some(&TouchpointCatalogue::of(&u)), 3).unwrap();
         // the free touchpoints the company starts, the subscriber's own first; never a
         // staffed one however cheap (the call), never a dearer one (the club event)
         assert_eq!(
-            r.recommend(0, LoyaltyAction::ReduceCost, ChurnDriver::Price),
+            r.recommend(u.row(0), LoyaltyAction::ReduceCost, ChurnDriver::Price),
             vec!["survey_response", "ad_impression", "promo_email"]
         );
         assert_eq!(
-            r.recommend(1, LoyaltyAction::ReduceCost, ChurnDriver::Price),
+            r.recommend(u.row(1), LoyaltyAction::ReduceCost, ChurnDriver::Price),
             vec!["ad_impression", "promo_email", "promo_sms"]
         );
         let taxonomy = Taxonomy::shipped();
         for driver in ChurnDriver::ALL {
-            for p in r.recommend(1, LoyaltyAction::ReduceCost, driver) {
+            for p in r.recommend(u.row(1), LoyaltyAction::ReduceCost, driver) {
                 let class = taxonomy.classify(p).unwrap();
                 assert!(cuts_cost(class) && class.reach, "{p} for {driver:?}");
             }
@@ -476,10 +533,10 @@ mod tests {
             ("ad_click", uses(3, 3, 0)),
             ("survey_response", uses(1, 1, 0)),
         ]]);
-        let r = Recommender::new(&t, Some(&u), 3).unwrap();
+        let r = Recommender::new(&t, Some(&TouchpointCatalogue::of(&u)), 3).unwrap();
         for driver in ChurnDriver::ALL {
             for action in LoyaltyAction::ALL {
-                let picks = r.recommend(0, action, driver);
+                let picks = r.recommend(u.row(0), action, driver);
                 assert!(!picks.is_empty() && picks.len() <= 3);
                 for p in picks {
                     let class = taxonomy.classify(p).unwrap();
@@ -502,9 +559,9 @@ mod tests {
             mean_cost: None,
         });
         let u = usage(&[&[], &[("promo_email", uses(1, 0, 0))]]);
-        let r = Recommender::new(&t, Some(&u), 3).unwrap();
+        let r = Recommender::new(&t, Some(&TouchpointCatalogue::of(&u)), 3).unwrap();
         assert_eq!(
-            r.recommend(0, LoyaltyAction::Reward, ChurnDriver::Price),
+            r.recommend(u.row(0), LoyaltyAction::Reward, ChurnDriver::Price),
             vec!["loyalty_club_event", "promo_email"]
         );
     }
@@ -512,13 +569,27 @@ mod tests {
     #[test]
     fn no_history_no_recommender() {
         let u = usage(&[&[]]);
-        assert!(Recommender::new(&RetentionTable::default(), Some(&u), 2).is_none());
+        assert!(
+            Recommender::new(
+                &RetentionTable::default(),
+                Some(&TouchpointCatalogue::of(&u)),
+                2
+            )
+            .is_none()
+        );
         assert!(Recommender::new(&table(&[("app_login", 0.1)]), None, 2).is_none());
         // a taxonomy with no touchpoint the company can start: the catalogue instead
         let mut own_acts = usage(&[&[("app_login", uses(1, 0, 0))]]);
         for (_, class) in &mut own_acts.touchpoints {
             class.reach = false;
         }
-        assert!(Recommender::new(&table(&[("app_login", 0.1)]), Some(&own_acts), 2).is_none());
+        assert!(
+            Recommender::new(
+                &table(&[("app_login", 0.1)]),
+                Some(&TouchpointCatalogue::of(&own_acts)),
+                2
+            )
+            .is_none()
+        );
     }
 }

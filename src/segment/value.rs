@@ -17,18 +17,64 @@ crate::names::named_enum!(
     ValueSegment { Top20 => "top20", Middle50 => "middle50", Bottom30 => "bottom30" }
 );
 
-/// Positions of `profit` sorted from most to least profitable; ties keep input order and
-/// null/NaN come last.
-pub fn profit_ranking(profit: &[Option<f64>]) -> Vec<usize> {
-    let key = |i: usize| profit[i].filter(|p| !p.is_nan());
-    let mut order: Vec<usize> = (0..profit.len()).collect();
-    order.sort_by(|&a, &b| match (key(a), key(b)) {
+/// The ranking key of a profit: unknown (null or NaN) is `None`.
+pub fn profit_key(profit: Option<f64>) -> Option<f64> {
+    profit.filter(|p| !p.is_nan())
+}
+
+/// The profit order: the more profitable first (by `f64::total_cmp`), unknown last.
+/// Equal keys are left to the tie-break (input position).
+pub fn cmp_profit(a: Option<f64>, b: Option<f64>) -> std::cmp::Ordering {
+    match (profit_key(a), profit_key(b)) {
         (Some(x), Some(y)) => y.total_cmp(&x),
         (Some(_), None) => std::cmp::Ordering::Less,
         (None, Some(_)) => std::cmp::Ordering::Greater,
         (None, None) => std::cmp::Ordering::Equal,
-    });
+    }
+}
+
+/// Positions of `profit` sorted from most to least profitable; ties keep input order and
+/// null/NaN come last.
+pub fn profit_ranking(profit: &[Option<f64>]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..profit.len()).collect();
+    order.sort_by(|&a, &b| cmp_profit(profit[a], profit[b]));
     order
+}
+
+/// The known profits of a population, most profitable first, and how many are unknown:
+/// enough to give any subscriber their profit percentile in the population (a
+/// population step; the forecast's [`super::forecast::PROFIT_RANK`]).
+#[derive(Debug, Clone, Default)]
+pub struct ProfitRanks {
+    known: Vec<f64>,
+    unknown: usize,
+}
+
+impl ProfitRanks {
+    pub fn of(profit: &[Option<f64>]) -> ProfitRanks {
+        let mut known: Vec<f64> = profit.iter().filter_map(|p| profit_key(*p)).collect();
+        known.sort_by(|a, b| b.total_cmp(a));
+        ProfitRanks {
+            unknown: profit.len() - known.len(),
+            known,
+        }
+    }
+
+    /// The mean rank of the subscribers whose profit equals `profit` (ranks from 0, plus
+    /// a half), divided by the population: near 0 for the most profitable. Tied profits
+    /// share it, so input order never decides it.
+    pub fn percentile(&self, profit: Option<f64>) -> f64 {
+        let n = self.known.len() + self.unknown;
+        let (start, end) = match profit_key(profit) {
+            // `==` groups 0.0 with -0.0, as equal keys of the ranking
+            Some(p) => (
+                self.known.partition_point(|&v| v > p),
+                self.known.partition_point(|&v| v >= p),
+            ),
+            None => (self.known.len(), n),
+        };
+        (start + end) as f64 / 2.0 / n as f64
+    }
 }
 
 /// Segment sizes for `n` subscribers: 20% and 30% rounded, the middle takes the rest.

@@ -1,0 +1,944 @@
+//! Sharded runs (`--shards K`, `--max-memory SIZE`): `features` and `score` shard by
+//! shard, with the same answer as in one piece.
+//!
+//! A shard holds the subscribers whose id hashes to it ([`crate::shard`]). Each shard
+//! reads only its rows of the subscriber table (filtered while reading) and only its
+//! subscribers' events (filtered as each batch is read), so memory grows with the
+//! shard, not with the population. The steps:
+//! 1. **map** — per shard: load, features, the scoring kernel; the shard's rows go to a
+//!    partial in the scratch directory, a few columns of each subscriber
+//!    ([`PopulationPart`]) and the guards' counts stay in memory;
+//! 2. **population** — the guards judge the summed counts, then the population steps
+//!    ([`Cutoffs::gather`]) turn the gathered columns into explicit cut-offs;
+//! 3. **map** — per shard: the finishing pass applies the cut-offs to the partial;
+//! 4. **write** — `--out F.parquet`: the shards' rows merged into canonical order (their
+//!    position in the subscriber input) and written in row groups of the size the
+//!    unsharded writer uses, so the file's bytes do not depend on K; `--out DIR/`: one
+//!    part file per shard (`part-00000.parquet`, …, rows in canonical order within each),
+//!    then `_SUCCESS`, all committed together.
+//!
+//! The scratch directory (`.NAME.shards-PID` beside the output, or under `--scratch`) is
+//! removed at the end, after a failure too; outputs go through an [`OutputSet`], so a
+//! failure in any shard leaves the previous outputs untouched.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::array::{
+    Array, ArrayRef, AsArray, BinaryArray, RecordBatch, RecordBatchReader, UInt64Array,
+};
+use arrow::compute::{concat_batches, interleave_record_batch};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, UInt64Type};
+use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
+use parquet::basic::Compression;
+use parquet::file::properties::WriterProperties;
+
+use crate::features::accumulate::{EventCounts, TouchpointUse};
+use crate::features::{FeatureParams, FeatureTable};
+use crate::guard::Snapshot;
+use crate::load::subscribers::SubscriberDomain;
+use crate::load::{InputSpec, Inputs};
+use crate::score::finish::finish;
+use crate::score::kernel::Kernel;
+use crate::score::population::{Cutoffs, PopulationPart, Tally};
+use crate::score::{ScoreParams, ScoreSummary};
+use crate::segment::movement::MovementTally;
+use crate::shard::Shard;
+use crate::write::{OutputSet, ParquetSink};
+
+/// Rows per row group of every output (the unsharded writer's, [`crate::write::parquet_properties`]).
+pub const ROW_GROUP_ROWS: usize = 1 << 20;
+
+/// The column holding each row's position in a partial.
+const POSITION: &str = "__position";
+/// The column holding each row's touchpoint use in a score partial.
+const TOUCHPOINT_USE: &str = "__touchpoint_use";
+
+/// Why a sharded run failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ShardError {
+    #[error("scratch directory {path}: {source}")]
+    Scratch {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("scratch partial {path}: {message}")]
+    Partial { path: String, message: String },
+    #[error(
+        "--max-memory {budget} is too small for {rows} subscribers: about {needed} is needed whatever the number of shards (the population's columns and one output row group); give at least that"
+    )]
+    Budget {
+        budget: String,
+        rows: u64,
+        needed: String,
+    },
+}
+
+impl ShardError {
+    fn partial(path: &Path, e: impl std::fmt::Display) -> ShardError {
+        ShardError::Partial {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        }
+    }
+}
+
+/// How a run is split: shard count and where partials go.
+#[derive(Debug, Clone)]
+pub struct ShardPlan {
+    pub shards: u32,
+    /// A directory to put the scratch directory in (default: beside the output).
+    pub scratch: Option<PathBuf>,
+}
+
+/// The scratch directory of one run, removed when dropped (after success or failure).
+pub struct Scratch {
+    dir: PathBuf,
+}
+
+impl Scratch {
+    /// Creates `.NAME.shards-PID` beside `out` (or in `parent`).
+    pub fn create(out: &Path, parent: Option<&Path>) -> Result<Scratch, ShardError> {
+        let name = out
+            .file_name()
+            .map_or("out".into(), |n| n.to_string_lossy().into_owned());
+        let parent = match parent {
+            Some(p) => p.to_path_buf(),
+            None => out
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .map_or(PathBuf::from("."), Path::to_path_buf),
+        };
+        let dir = parent.join(format!(".{name}.shards-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).map_err(|source| ShardError::Scratch {
+            path: dir.display().to_string(),
+            source,
+        })?;
+        Ok(Scratch { dir })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+
+    fn file(&self, what: &str, shard: Shard) -> PathBuf {
+        self.dir.join(format!("{what}-{:05}.parquet", shard.index))
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Writes `batch` with its positions in front as a scratch partial.
+fn write_partial(path: &Path, positions: &[u64], batch: &RecordBatch) -> Result<(), ShardError> {
+    let mut fields = vec![Field::new(POSITION, DataType::UInt64, false)];
+    fields.extend(batch.schema().fields().iter().map(|f| f.as_ref().clone()));
+    let mut columns: Vec<ArrayRef> = vec![Arc::new(UInt64Array::from(positions.to_vec()))];
+    columns.extend(batch.columns().iter().cloned());
+    let full = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
+        .map_err(|e| ShardError::partial(path, e))?;
+    let file = File::create(path).map_err(|e| ShardError::partial(path, e))?;
+    let props = WriterProperties::builder()
+        .set_compression(Compression::SNAPPY)
+        .build();
+    let mut writer = ArrowWriter::try_new(file, full.schema(), Some(props))
+        .map_err(|e| ShardError::partial(path, e))?;
+    writer
+        .write(&full)
+        .map_err(|e| ShardError::partial(path, e))?;
+    writer.close().map_err(|e| ShardError::partial(path, e))?;
+    Ok(())
+}
+
+/// Reads a whole scratch partial: its positions and the rest of its columns (in one
+/// batch, so that it is not held twice while batches are concatenated).
+fn read_partial(path: &Path) -> Result<(UInt64Array, RecordBatch), ShardError> {
+    let file = File::open(path).map_err(|e| ShardError::partial(path, e))?;
+    let builder =
+        ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| ShardError::partial(path, e))?;
+    let rows = builder.metadata().file_metadata().num_rows().max(1) as usize;
+    let reader = builder
+        .with_batch_size(rows)
+        .build()
+        .map_err(|e| ShardError::partial(path, e))?;
+    let schema = reader.schema();
+    let batches: Vec<RecordBatch> = reader
+        .collect::<Result<_, _>>()
+        .map_err(|e| ShardError::partial(path, e))?;
+    let all = concat_batches(&schema, &batches).map_err(|e| ShardError::partial(path, e))?;
+    split_positions(path, all)
+}
+
+fn open_partial(path: &Path, batch_rows: usize) -> Result<ParquetRecordBatchReader, ShardError> {
+    let file = File::open(path).map_err(|e| ShardError::partial(path, e))?;
+    ParquetRecordBatchReaderBuilder::try_new(file)
+        .and_then(|b| b.with_batch_size(batch_rows).build())
+        .map_err(|e| ShardError::partial(path, e))
+}
+
+fn split_positions(
+    path: &Path,
+    batch: RecordBatch,
+) -> Result<(UInt64Array, RecordBatch), ShardError> {
+    let positions = batch
+        .column(0)
+        .as_primitive_opt::<UInt64Type>()
+        .cloned()
+        .ok_or_else(|| ShardError::partial(path, "first column is not the positions"))?;
+    let rest = batch
+        .project(&(1..batch.num_columns()).collect::<Vec<_>>())
+        .map_err(|e| ShardError::partial(path, e))?;
+    Ok((positions, rest))
+}
+
+/// Reads partials (each in position order) as one table in canonical (position) order.
+struct CanonicalMerge {
+    paths: Vec<PathBuf>,
+    readers: Vec<ParquetRecordBatchReader>,
+    /// Each partial's current batch (without positions), its positions and the cursor.
+    current: Vec<Option<(RecordBatch, Vec<u64>, usize)>>,
+    schema: SchemaRef,
+}
+
+impl CanonicalMerge {
+    fn open(paths: Vec<PathBuf>) -> Result<CanonicalMerge, ShardError> {
+        let mut readers = Vec::new();
+        let mut fields: Vec<Field> = Vec::new();
+        for path in &paths {
+            let reader = open_partial(path, 4 * 1024)?;
+            let schema = reader.schema();
+            let own: Vec<Field> = schema
+                .fields()
+                .iter()
+                .skip(1)
+                .map(|f| f.as_ref().clone())
+                .collect();
+            if fields.is_empty() {
+                fields = own;
+            } else if fields.len() != own.len()
+                || fields
+                    .iter()
+                    .zip(&own)
+                    .any(|(a, b)| a.name() != b.name() || a.data_type() != b.data_type())
+            {
+                return Err(ShardError::partial(
+                    path,
+                    "its columns differ from the first shard's",
+                ));
+            } else {
+                // a column nullable in any shard is nullable in the whole
+                for (a, b) in fields.iter_mut().zip(&own) {
+                    if b.is_nullable() && !a.is_nullable() {
+                        *a = a.clone().with_nullable(true);
+                    }
+                }
+            }
+            readers.push(reader);
+        }
+        let mut merge = CanonicalMerge {
+            current: (0..paths.len()).map(|_| None).collect(),
+            paths,
+            readers,
+            schema: Arc::new(Schema::new(fields)),
+        };
+        for k in 0..merge.readers.len() {
+            merge.advance(k)?;
+        }
+        Ok(merge)
+    }
+
+    /// Loads partial `k`'s next non-empty batch (or marks it done).
+    fn advance(&mut self, k: usize) -> Result<(), ShardError> {
+        self.current[k] = None;
+        for batch in self.readers[k].by_ref() {
+            let batch = batch.map_err(|e| ShardError::partial(&self.paths[k], e))?;
+            if batch.num_rows() == 0 {
+                continue;
+            }
+            let (positions, rest) = split_positions(&self.paths[k], batch)?;
+            self.current[k] = Some((rest, positions.values().to_vec(), 0));
+            break;
+        }
+        Ok(())
+    }
+
+    /// The next `rows` rows in canonical order (fewer at the end; `None` when done).
+    fn next_chunk(&mut self, rows: usize) -> Result<Option<RecordBatch>, ShardError> {
+        const PIECE: usize = 64 * 1024;
+        let mut pieces: Vec<RecordBatch> = Vec::new();
+        let mut taken = 0;
+        while taken < rows {
+            // the sources of one piece: each partial's batches as they are reached
+            let mut sources: Vec<RecordBatch> = Vec::new();
+            let mut source_of: Vec<Option<usize>> = vec![None; self.current.len()];
+            let mut indices: Vec<(usize, usize)> = Vec::new();
+            while indices.len() < PIECE && taken + indices.len() < rows {
+                let next = self
+                    .current
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(k, c)| c.as_ref().map(|(_, p, i)| (p[*i], k)))
+                    .min();
+                let Some((_, k)) = next else { break };
+                let src = match source_of[k] {
+                    Some(s) => s,
+                    None => {
+                        let batch = self.current[k].as_ref().map(|c| c.0.clone());
+                        sources.extend(batch);
+                        source_of[k] = Some(sources.len() - 1);
+                        sources.len() - 1
+                    }
+                };
+                let done = match &mut self.current[k] {
+                    Some((_, positions, cursor)) => {
+                        indices.push((src, *cursor));
+                        *cursor += 1;
+                        *cursor >= positions.len()
+                    }
+                    None => false,
+                };
+                if done {
+                    self.advance(k)?;
+                    source_of[k] = None;
+                }
+            }
+            if indices.is_empty() {
+                break;
+            }
+            let refs: Vec<&RecordBatch> = sources.iter().collect();
+            let piece = interleave_record_batch(&refs, &indices)
+                .map_err(|e| ShardError::partial(&self.paths[0], e))?;
+            taken += indices.len();
+            pieces.push(piece);
+        }
+        if pieces.is_empty() {
+            return Ok(None);
+        }
+        let chunk = concat_batches(&pieces[0].schema(), &pieces)
+            .map_err(|e| ShardError::partial(&self.paths[0], e))?;
+        let chunk = RecordBatch::try_new(Arc::clone(&self.schema), chunk.columns().to_vec())
+            .map_err(|e| ShardError::partial(&self.paths[0], e))?;
+        Ok(Some(chunk))
+    }
+}
+
+/// Where a sharded command's table goes.
+#[derive(Debug, Clone)]
+pub enum TableOut {
+    /// One Parquet file, rows in canonical order, bytes independent of K.
+    File(PathBuf),
+    /// A directory of part files, one per shard, then `_SUCCESS`.
+    Dir(PathBuf),
+}
+
+impl TableOut {
+    /// `--out`: a directory when it ends in a path separator or is one already.
+    pub fn of(out: &Path) -> TableOut {
+        let text = out.to_string_lossy();
+        if text.ends_with('/') || text.ends_with(std::path::MAIN_SEPARATOR) || out.is_dir() {
+            TableOut::Dir(out.to_path_buf())
+        } else {
+            TableOut::File(out.to_path_buf())
+        }
+    }
+
+    /// Part file `k`.
+    pub fn part(dir: &Path, k: u32) -> PathBuf {
+        dir.join(format!("part-{k:05}.parquet"))
+    }
+
+    /// Every file the table may write with `shards` shards: for a directory, its parts,
+    /// stale parts of an earlier run with more shards (replaced by empty ones, so that a
+    /// reader of the directory finds this run's rows only) and `_SUCCESS`.
+    pub fn files(&self, shards: u32) -> Vec<PathBuf> {
+        match self {
+            TableOut::File(f) => vec![f.clone()],
+            TableOut::Dir(d) => {
+                let mut parts: Vec<PathBuf> = (0..shards).map(|k| TableOut::part(d, k)).collect();
+                let mut stale: Vec<PathBuf> = std::fs::read_dir(d)
+                    .map(|entries| {
+                        entries
+                            .flatten()
+                            .map(|e| e.path())
+                            .filter(|p| {
+                                p.file_name().is_some_and(|n| {
+                                    let n = n.to_string_lossy();
+                                    n.starts_with("part-") && n.ends_with(".parquet")
+                                })
+                            })
+                            .filter(|p| !parts.contains(p))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                stale.sort();
+                parts.extend(stale);
+                parts.push(d.join("_SUCCESS"));
+                parts
+            }
+        }
+    }
+
+    /// The manifest beside the table.
+    pub fn manifest(&self) -> PathBuf {
+        match self {
+            TableOut::File(f) => crate::manifest::manifest_path_for(f),
+            TableOut::Dir(d) => d.join("manifest.json"),
+        }
+    }
+
+    /// Stages the partials' rows (`partials[k]` is shard k's) as this table.
+    fn stage(
+        &self,
+        partials: Vec<PathBuf>,
+        shards: u32,
+        outputs: &mut OutputSet,
+    ) -> anyhow::Result<()> {
+        match self {
+            TableOut::File(path) => {
+                let mut merge = CanonicalMerge::open(partials)?;
+                let mut sink = ParquetSink::create(path, Arc::clone(&merge.schema))?;
+                while let Some(chunk) = merge.next_chunk(ROW_GROUP_ROWS)? {
+                    sink.write(&chunk)?;
+                }
+                outputs.add(sink.finish()?)?;
+            }
+            TableOut::Dir(dir) => {
+                let files = self.files(shards);
+                let mut schema = None;
+                for (k, partial) in partials.into_iter().enumerate() {
+                    let mut merge = CanonicalMerge::open(vec![partial])?;
+                    let mut sink = ParquetSink::create(&files[k], Arc::clone(&merge.schema))?;
+                    schema = Some(Arc::clone(&merge.schema));
+                    while let Some(chunk) = merge.next_chunk(ROW_GROUP_ROWS)? {
+                        sink.write(&chunk)?;
+                    }
+                    outputs.add(sink.finish()?)?;
+                }
+                // stale parts of an earlier run become empty
+                let schema = schema.unwrap_or_else(|| Arc::new(Schema::empty()));
+                for stale in &files[shards as usize..files.len() - 1] {
+                    outputs.add(ParquetSink::create(stale, Arc::clone(&schema))?.finish()?)?;
+                }
+                outputs.stage_bytes(&dir.join("_SUCCESS"), b"")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What the map over shards gathered for the manifest and the guards.
+pub struct Gathered {
+    pub snapshot: Snapshot,
+    /// The first shard's description of the inputs (names, columns, taxonomy).
+    describe: serde_json::Value,
+    domain: SubscriberDomain,
+    unknown_revenue: usize,
+    pub events: EventCounts,
+    /// Active subscribers featurised, and subscribers read, over all shards.
+    pub rows: usize,
+    pub subscribers: usize,
+}
+
+impl Gathered {
+    /// The inputs as the manifest describes them, with the subscriber counts of all shards.
+    pub fn describe(&self) -> serde_json::Value {
+        let mut v = self.describe.clone();
+        let s = &mut v["subscribers"];
+        s["rows"] = serde_json::json!(self.subscribers);
+        s["unknown_monthly_revenue"] = serde_json::json!(self.unknown_revenue);
+        s["out_of_domain"] = serde_json::to_value(&self.domain).unwrap_or_default();
+        v
+    }
+}
+
+/// Adds a shard's inputs and table to what was gathered.
+fn gather(gathered: &mut Option<Gathered>, inputs: &Inputs, table: &FeatureTable) {
+    let snapshot = Snapshot::measure(inputs, table);
+    let s = &inputs.subscribers;
+    match gathered {
+        None => {
+            *gathered = Some(Gathered {
+                snapshot,
+                describe: inputs.describe(),
+                domain: s.out_of_domain.clone(),
+                unknown_revenue: s.unknown_revenue(),
+                events: table.events.clone(),
+                rows: table.batch.num_rows(),
+                subscribers: s.len(),
+            })
+        }
+        Some(g) => {
+            g.snapshot.absorb(snapshot);
+            g.events.absorb(table.events.clone());
+            g.rows += table.batch.num_rows();
+            g.subscribers += s.len();
+            g.unknown_revenue += s.unknown_revenue();
+            g.domain.absorb(&s.out_of_domain);
+        }
+    }
+}
+
+/// Loads one shard's inputs, builds its feature table and adds both to `gathered`.
+fn shard_features(
+    spec: &InputSpec,
+    strict: bool,
+    shard: Shard,
+    params: FeatureParams,
+    gathered: &mut Option<Gathered>,
+    console: &crate::console::Console,
+) -> anyhow::Result<FeatureTable> {
+    console.say(format!(
+        "{:>12}  shard {} of {}",
+        "shard",
+        shard.index + 1,
+        shard.count
+    ));
+    // the --strict check reads every event's touchpoint: once, with the first shard
+    let inputs = super::load_inputs_shard(spec, strict && shard.index == 0, shard, console)?;
+    let table = crate::features::build_logged_shard(&inputs, params, shard, console)?;
+    gather(gathered, &inputs, &table);
+    Ok(table)
+}
+
+#[allow(clippy::too_many_arguments)]
+/// `features --shards K`: the feature table shard by shard; returns what was gathered
+/// after staging the table in `outputs` (the guards judged before anything is staged).
+pub fn features(
+    spec: &InputSpec,
+    strict: bool,
+    params: FeatureParams,
+    plan: &ShardPlan,
+    out: &TableOut,
+    guards: &crate::guard::GuardSettings,
+    outputs: &mut OutputSet,
+    console: &crate::console::Console,
+) -> anyhow::Result<(Gathered, crate::guard::GuardReport, usize)> {
+    let scratch = Scratch::create(table_path(out), plan.scratch.as_deref())?;
+    let mut gathered = None;
+    let mut partials = Vec::new();
+    let mut columns = 0;
+    for shard in Shard::each(plan.shards) {
+        let table = shard_features(spec, strict, shard, params, &mut gathered, console)?;
+        let path = scratch.file("features", shard);
+        write_partial(&path, &table.positions, &table.batch)?;
+        columns = table.batch.num_columns();
+        partials.push(path);
+    }
+    let gathered = gathered.ok_or_else(|| anyhow::anyhow!("no shard was run"))?;
+    let report = crate::guard::judge(&gathered.snapshot, guards, None).enforce()?;
+    out.stage(partials, plan.shards, outputs)?;
+    drop(scratch);
+    Ok((gathered, report, columns))
+}
+
+fn table_path(out: &TableOut) -> &Path {
+    match out {
+        TableOut::File(p) | TableOut::Dir(p) => p,
+    }
+}
+
+/// What a sharded scoring run produced.
+pub struct ShardedScore {
+    pub gathered: Gathered,
+    pub guards: crate::guard::GuardReport,
+    pub summary: ScoreSummary,
+    pub movement: Option<crate::segment::Movement>,
+}
+
+/// The touchpoint use of a table's rows as one binary value per row (events, good, low
+/// as little-endian `u32`s per touchpoint).
+fn uses_column(table: &FeatureTable) -> Option<BinaryArray> {
+    let usage = table.touchpoint_use.as_ref()?;
+    let rows = table.batch.num_rows();
+    let mut values: Vec<Vec<u8>> = Vec::with_capacity(rows);
+    for r in 0..rows {
+        let mut bytes = Vec::with_capacity(usage.touchpoints.len() * 12);
+        for u in usage.row(r) {
+            bytes.extend(u.events.to_le_bytes());
+            bytes.extend(u.good.to_le_bytes());
+            bytes.extend(u.low.to_le_bytes());
+        }
+        values.push(bytes);
+    }
+    Some(BinaryArray::from_iter_values(values))
+}
+
+fn uses_of(column: &BinaryArray) -> Vec<TouchpointUse> {
+    let word = |b: &[u8], i: usize| {
+        b.get(i * 4..i * 4 + 4)
+            .and_then(|w| w.try_into().ok())
+            .map_or(0, u32::from_le_bytes)
+    };
+    column
+        .iter()
+        .flat_map(|row| {
+            let row = row.unwrap_or(&[]);
+            (0..row.len() / 12).map(move |k| TouchpointUse {
+                events: word(row, 3 * k),
+                good: word(row, 3 * k + 1),
+                low: word(row, 3 * k + 2),
+            })
+        })
+        .collect()
+}
+
+/// `score --shards K`: scores shard by shard and stages the scored table in `outputs`.
+#[allow(clippy::too_many_arguments)]
+pub fn score(
+    spec: &InputSpec,
+    strict: bool,
+    artifact: &crate::train::artifact::ModelArtifact,
+    as_of: crate::asof::AsOf,
+    params: &ScoreParams,
+    previous: Option<(&RecordBatch, &crate::guard::PreviousRun)>,
+    guards: &crate::guard::GuardSettings,
+    plan: &ShardPlan,
+    out: &TableOut,
+    outputs: &mut OutputSet,
+    console: &crate::console::Console,
+) -> anyhow::Result<ShardedScore> {
+    let scratch = Scratch::create(table_path(out), plan.scratch.as_deref())?;
+    let features = FeatureParams {
+        as_of,
+        extended: artifact.extended_features,
+        touchpoint_use: true,
+    };
+    let mut gathered = None;
+    let mut parts = Vec::new();
+    let mut partials = Vec::new();
+    let mut feature_columns = 0;
+    for shard in Shard::each(plan.shards) {
+        let table = shard_features(spec, strict, shard, features, &mut gathered, console)?;
+        let kernel =
+            Kernel::run(&table.batch, table.positions.clone(), artifact, params).map_err(|e| {
+                anyhow::anyhow!(e)
+                    .context(format!("scoring with model `{}`", artifact.model_version))
+            })?;
+        parts.push(PopulationPart::of(
+            &kernel,
+            &table.batch,
+            table.touchpoint_use.as_ref(),
+        ));
+        let mut fields: Vec<Field> = table
+            .batch
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone())
+            .collect();
+        let mut columns: Vec<ArrayRef> = table.batch.columns().to_vec();
+        feature_columns = columns.len();
+        for (name, c) in kernel.columns() {
+            fields.push(Field::new(name, c.data_type().clone(), true));
+            columns.push(c);
+        }
+        if let Some(uses) = uses_column(&table) {
+            fields.push(Field::new(TOUCHPOINT_USE, DataType::Binary, true));
+            columns.push(Arc::new(uses));
+        }
+        let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?;
+        let path = scratch.file("kernel", shard);
+        write_partial(&path, &kernel.positions, &batch)?;
+        partials.push(path);
+    }
+    let gathered = gathered.ok_or_else(|| anyhow::anyhow!("no shard was run"))?;
+    let report =
+        crate::guard::judge(&gathered.snapshot, guards, previous.map(|p| p.1)).enforce()?;
+    report.warnings().iter().for_each(|w| console.say(w));
+    let step = console.progress(0, "score", "");
+    let cutoffs = Cutoffs::gather(parts, params);
+    let mut tally = Tally::default();
+    let mut finished = Vec::new();
+    for (k, partial) in partials.iter().enumerate() {
+        let (positions, all) = read_partial(partial)?;
+        let features = all.project(&(0..feature_columns).collect::<Vec<_>>())?;
+        let kernel = Kernel::from_partial(&all, &positions)?;
+        let uses = all
+            .column_by_name(TOUCHPOINT_USE)
+            .and_then(|c| c.as_binary_opt::<i32>())
+            .map(uses_of);
+        let done = finish(
+            &features,
+            &kernel,
+            uses.as_deref(),
+            &cutoffs,
+            artifact,
+            params,
+            as_of,
+        )?;
+        tally.absorb(&done.tally);
+        let path = scratch.file(
+            "scored",
+            Shard {
+                index: k as u32,
+                count: plan.shards,
+            },
+        );
+        write_partial(&path, &kernel.positions, &done.batch)?;
+        finished.push(path);
+    }
+    let summary = cutoffs.summary(&tally);
+    step.finish(format!("{} subscribers", summary.rows));
+    let movement = match previous {
+        None => None,
+        Some((batch, _)) => {
+            let mut movement = MovementTally::new(batch);
+            let mut merge = CanonicalMerge::open(finished.clone())?;
+            while let Some(chunk) = merge.next_chunk(ROW_GROUP_ROWS)? {
+                movement.add(&chunk);
+            }
+            Some(movement.finish())
+        }
+    };
+    out.stage(finished, plan.shards, outputs)?;
+    drop(scratch);
+    Ok(ShardedScore {
+        gathered,
+        guards: report,
+        summary,
+        movement,
+    })
+}
+
+/// `churnseg score`: with a plan, [`super::job::score_to_file`] shard by shard — the
+/// scored table (one file, or part files and `_SUCCESS`) and its manifest, together;
+/// without one, that function itself (in memory).
+#[allow(clippy::too_many_arguments)]
+pub fn score_to_file(
+    spec: &InputSpec,
+    strict: bool,
+    artifact: &crate::train::artifact::ModelArtifact,
+    as_of: crate::asof::AsOf,
+    params: &ScoreParams,
+    previous: Option<&Path>,
+    guards: &crate::guard::GuardSettings,
+    plan: Option<&ShardPlan>,
+    out: &Path,
+    console: &crate::console::Console,
+) -> anyhow::Result<super::job::ScoreOutcome> {
+    use anyhow::Context;
+    let Some(plan) = plan else {
+        return Ok(super::job::score_to_file(
+            spec, strict, artifact, as_of, params, previous, guards, out, console,
+        )?);
+    };
+    let table = TableOut::of(out);
+    let manifest_path = table.manifest();
+    let mut declared = table.files(plan.shards);
+    declared.push(manifest_path.clone());
+    let declared_refs: Vec<&Path> = declared.iter().map(PathBuf::as_path).collect();
+    let mut outputs = OutputSet::begin("score", &declared_refs)?;
+    super::say_notes(console, &outputs);
+    let mut timings = crate::manifest::StageTimings::default();
+    let previous = previous
+        .map(|p| {
+            let batch = crate::load::read_scored(p)
+                .with_context(|| format!("reading the previous scored file {}", p.display()))?;
+            let run = crate::guard::PreviousRun::from_scored(p, &batch, None)?;
+            anyhow::Ok((batch, run))
+        })
+        .transpose()?;
+    let scored = timings.time("score", || {
+        score(
+            spec,
+            strict,
+            artifact,
+            as_of,
+            params,
+            previous.as_ref().map(|(b, r)| (b, r)),
+            guards,
+            plan,
+            &table,
+            &mut outputs,
+            console,
+        )
+    })?;
+    let written = vec![out.to_path_buf(), manifest_path.clone()];
+    let mut manifest = crate::manifest::RunManifest::new("score");
+    manifest.set("inputs", scored.gathered.describe());
+    manifest.set("as_of", as_of);
+    manifest.set("shards", plan.shards);
+    manifest.set("events", &scored.gathered.events);
+    manifest.set("model_version", &artifact.model_version);
+    manifest.set("model_sha256", &artifact.sha256);
+    manifest.set("model_metrics", &artifact.metrics);
+    manifest.set("score_params", params);
+    manifest.set("scored", &scored.summary);
+    manifest.set("movement", &scored.movement);
+    manifest.set("guards", &scored.guards);
+    super::set_recovered(&mut manifest, &outputs);
+    manifest.finish(&timings);
+    manifest.set(
+        "outputs",
+        written
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>(),
+    );
+    outputs.stage_bytes(&manifest_path, &manifest.to_bytes()?)?;
+    outputs.commit()?;
+    Ok(super::job::ScoreOutcome {
+        subscribers: scored.gathered.subscribers,
+        events: scored.gathered.events,
+        summary: scored.summary,
+        timings,
+        model_version: artifact.model_version.clone(),
+        outputs: written,
+        movement: scored.movement,
+        // the scored rows are on disk only: a sharded run never holds them all
+        scored: RecordBatch::new_empty(Arc::new(Schema::empty())),
+        guards: scored.guards,
+    })
+}
+
+/// Parses a memory size: `2GiB`, `512MiB`, `1.5GB`, `800M`, or bytes.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let scale: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "k" | "kb" => 1e3,
+        "kib" => 1024.0,
+        "m" | "mb" => 1e6,
+        "mib" => 1024.0 * 1024.0,
+        "g" | "gb" => 1e9,
+        "gib" => 1024.0 * 1024.0 * 1024.0,
+        "t" | "tb" => 1e12,
+        "tib" => 1024f64.powi(4),
+        _ => return Err(format!("`{text}` is not a size (e.g. 2GiB, 512MiB, 1GB)")),
+    };
+    match number.parse::<f64>() {
+        Ok(n) if n > 0.0 && n.is_finite() => Ok((n * scale) as u64),
+        _ => Err(format!("`{text}` is not a size (e.g. 2GiB, 512MiB, 1GB)")),
+    }
+}
+
+/// The memory a sharded run needs, estimated from the input sizes. Three parts, not all
+/// alive at once:
+/// - always: a base for the program and its readers (160 MiB) and the population's few
+///   columns of every subscriber (~64 bytes each);
+/// - while a shard is built: per subscriber of the shard, one set of event accumulators
+///   per worker thread (the [`Accumulator`], and a count and a rating per taxonomy
+///   touchpoint), the feature row and its copy in the partial, the kernel's columns and
+///   the subscriber's own row;
+/// - while the output is written: one row group ([`ROW_GROUP_ROWS`] rows at most) of the
+///   output, twice (its pieces and the group itself): ~700 bytes a scored row, 16 bytes
+///   a feature.
+///
+/// K is the fewest shards whose working set fits beside the first part.
+///
+/// [`Accumulator`]: crate::features::accumulate::Accumulator
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MemoryEstimate {
+    pub subscribers: u64,
+    pub fixed: u64,
+    pub per_subscriber: u64,
+    pub output: u64,
+}
+
+/// Which table a run writes, for the size of its output row group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TableKind {
+    Features,
+    Scores,
+}
+
+impl MemoryEstimate {
+    /// Estimates a run over `subscribers` subscriber rows with `pass_through` extra
+    /// columns, `touchpoints` taxonomy touchpoints and `threads` worker threads.
+    pub fn new(
+        subscribers: u64,
+        pass_through: u64,
+        touchpoints: u64,
+        threads: u64,
+        written: TableKind,
+    ) -> Self {
+        let feature_columns = 90 + 3 * touchpoints + pass_through;
+        let accumulators = threads
+            * (std::mem::size_of::<crate::features::accumulate::Accumulator>() as u64
+                + 20 * touchpoints);
+        let per_subscriber =
+            accumulators + 2 * 8 * feature_columns + 24 * touchpoints + 300 + 16 * pass_through;
+        let row_bytes = match written {
+            TableKind::Features => 16 * feature_columns,
+            TableKind::Scores => 700,
+        };
+        MemoryEstimate {
+            subscribers,
+            fixed: 64 * subscribers + 160 * (1 << 20),
+            per_subscriber,
+            output: subscribers.min(ROW_GROUP_ROWS as u64) * row_bytes,
+        }
+    }
+
+    /// Reads the sizes of `spec`'s inputs (Parquet metadata only).
+    pub fn of_inputs(spec: &InputSpec, written: TableKind) -> anyhow::Result<MemoryEstimate> {
+        let source = crate::load::ParquetSource::resolve(&spec.subscribers)?;
+        let mut rows = 0u64;
+        let mut columns = 0u64;
+        for i in 0..source.files.len() {
+            let builder = source.open(i)?;
+            rows += builder.metadata().file_metadata().num_rows().max(0) as u64;
+            columns = builder.schema().fields().len() as u64;
+        }
+        let taxonomy = crate::taxonomy::Taxonomy::load(spec.taxonomy.as_deref())?;
+        Ok(MemoryEstimate::new(
+            rows,
+            columns.saturating_sub(5),
+            taxonomy.len() as u64,
+            rayon::current_num_threads() as u64,
+            written,
+        ))
+    }
+
+    /// The fewest shards that keep the estimate under `budget` bytes.
+    pub fn shards_for(&self, budget: u64) -> Result<u32, ShardError> {
+        let human = crate::console::human_bytes;
+        let needed = self.fixed + self.output;
+        if budget <= needed {
+            return Err(ShardError::Budget {
+                budget: human(budget),
+                rows: self.subscribers,
+                needed: human(needed),
+            });
+        }
+        let per_shard = budget - self.fixed;
+        let total = self.subscribers * self.per_subscriber;
+        Ok(total.div_ceil(per_shard).clamp(1, u32::MAX as u64) as u32)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_with_binary_and_decimal_units() {
+        assert_eq!(parse_size("2GiB"), Ok(2 << 30));
+        assert_eq!(parse_size("512MiB"), Ok(512 << 20));
+        assert_eq!(parse_size("1GB"), Ok(1_000_000_000));
+        assert_eq!(parse_size("1.5 GiB"), Ok(3 << 29));
+        assert!(parse_size("lots").is_err());
+        assert!(parse_size("0GiB").is_err());
+    }
+
+    #[test]
+    fn more_memory_means_fewer_shards() {
+        let e = MemoryEstimate::new(2_000_000, 5, 40, 2, TableKind::Scores);
+        let small = e.shards_for(1 << 30).unwrap();
+        let large = e.shards_for(8 << 30).unwrap();
+        assert!(small > large && large >= 1, "{small} {large}");
+        assert!(matches!(
+            e.shards_for(1 << 20),
+            Err(ShardError::Budget { .. })
+        ));
+    }
+}

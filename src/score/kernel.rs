@@ -1,0 +1,209 @@
+//! The per-subscriber half of scoring: what one subscriber's feature row decides alone —
+//! churn probability, reason codes, lifecycle stage, profit and value at risk. Nothing
+//! here looks at another subscriber, so a shard computes it for its own rows, in any
+//! row order, with the same result.
+//!
+//! What needs the whole population (value segments, risk deciles, targeting, the
+//! typical footprint behind drivers, the touchpoint catalogue) is gathered from the
+//! kernel's output by [`super::population`] and applied by [`super::finish`].
+
+use std::sync::Arc;
+
+use arrow::array::{
+    Array, ArrayRef, AsArray, Float64Array, ListArray, ListBuilder, RecordBatch, StringArray,
+    StringBuilder, UInt64Array,
+};
+use arrow::datatypes::Float64Type;
+
+use super::ScoreParams;
+use crate::features::column_f64;
+use crate::model::ModelError;
+use crate::segment::LifecycleStage;
+use crate::segment::lifecycle::LifecycleFacts;
+use crate::train::artifact::ModelArtifact;
+
+/// The kernel's output for the rows of one feature batch (a whole table or one shard),
+/// in the batch's row order.
+#[derive(Debug, Clone, Default)]
+pub struct Kernel {
+    /// Each row's position in the subscriber input (file order, all rows counted): the
+    /// canonical row order of every output and the tie-break of every ranking.
+    pub positions: Vec<u64>,
+    pub probs: Vec<f64>,
+    pub profit: Vec<Option<f64>>,
+    pub value_at_risk: Vec<f64>,
+    pub reasons: Vec<Vec<String>>,
+    pub stages: Vec<LifecycleStage>,
+}
+
+/// Names of the kernel's columns in a scratch partial ([`Kernel::columns`]).
+pub const KERNEL_COLUMNS: [&str; 4] = [
+    "__kernel_churn_probability",
+    "__kernel_value_at_risk",
+    "__kernel_reasons",
+    "__kernel_lifecycle_stage",
+];
+
+impl Kernel {
+    /// Runs the per-subscriber models and rules over `batch`, whose rows sit at
+    /// `positions` in the subscriber input.
+    pub fn run(
+        batch: &RecordBatch,
+        positions: Vec<u64>,
+        artifact: &ModelArtifact,
+        params: &ScoreParams,
+    ) -> Result<Kernel, ModelError> {
+        let probs = artifact.churn.predict_proba(batch)?;
+        let profit = column_f64(batch, "profit_90d");
+        let reasons = artifact
+            .churn
+            .reasons(batch, params.reasons)?
+            .into_iter()
+            .map(|r| r.iter().map(ToString::to_string).collect())
+            .collect();
+        let horizon = artifact.window.horizon_days as f64;
+        // Expected profit over the horizon: the trailing 90-day profit at the same rate,
+        // never below zero (losing an unprofitable customer puts no value at risk).
+        let value_at_risk: Vec<f64> = probs
+            .iter()
+            .zip(&profit)
+            .map(|(p, pr)| {
+                p * pr.filter(|v| v.is_finite()).unwrap_or(0.0).max(0.0) * horizon / 90.0
+            })
+            .collect();
+        Ok(Kernel {
+            positions,
+            probs,
+            profit,
+            value_at_risk,
+            reasons,
+            stages: lifecycle_stages(batch),
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.probs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.probs.is_empty()
+    }
+
+    /// The kernel's own columns (not the positions or the profit, which the partial
+    /// holds already), named [`KERNEL_COLUMNS`].
+    pub fn columns(&self) -> Vec<(&'static str, ArrayRef)> {
+        let mut reasons = ListBuilder::new(StringBuilder::new());
+        for row in &self.reasons {
+            for r in row {
+                reasons.values().append_value(r);
+            }
+            reasons.append(true);
+        }
+        let stages: StringArray = self.stages.iter().map(|s| Some(s.name())).collect();
+        vec![
+            (
+                KERNEL_COLUMNS[0],
+                Arc::new(Float64Array::from(self.probs.clone())) as ArrayRef,
+            ),
+            (
+                KERNEL_COLUMNS[1],
+                Arc::new(Float64Array::from(self.value_at_risk.clone())),
+            ),
+            (KERNEL_COLUMNS[2], Arc::new(reasons.finish())),
+            (KERNEL_COLUMNS[3], Arc::new(stages)),
+        ]
+    }
+
+    /// Reads the kernel back from a partial written with [`Kernel::columns`], its
+    /// positions column and the feature batch's profit.
+    pub fn from_partial(
+        partial: &RecordBatch,
+        positions: &UInt64Array,
+    ) -> Result<Kernel, ModelError> {
+        let column = |name: &str| {
+            partial
+                .column_by_name(name)
+                .cloned()
+                .ok_or_else(|| ModelError::Data(format!("scratch partial lacks `{name}`")))
+        };
+        let floats = |name: &str| -> Result<Vec<f64>, ModelError> {
+            let c = column(name)?;
+            let c = c.as_primitive_opt::<Float64Type>().ok_or_else(|| {
+                ModelError::Data(format!("scratch column `{name}` is not Float64"))
+            })?;
+            Ok(c.values().to_vec())
+        };
+        let reasons_column = column(KERNEL_COLUMNS[2])?;
+        let reasons_list = reasons_column
+            .as_any()
+            .downcast_ref::<ListArray>()
+            .ok_or_else(|| ModelError::Data("scratch reasons are not a list".into()))?;
+        let reasons = (0..reasons_list.len())
+            .map(|i| {
+                let row = reasons_list.value(i);
+                row.as_string_opt::<i32>()
+                    .map(|s| s.iter().map(|v| v.unwrap_or("").to_string()).collect())
+                    .unwrap_or_default()
+            })
+            .collect();
+        let stage_column = column(KERNEL_COLUMNS[3])?;
+        let stages = stage_column
+            .as_string_opt::<i32>()
+            .ok_or_else(|| ModelError::Data("scratch lifecycle stages are not strings".into()))?
+            .iter()
+            .map(|s| {
+                s.and_then(LifecycleStage::parse).ok_or_else(|| {
+                    ModelError::Data(format!("scratch lifecycle stage {s:?} is unknown"))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Kernel {
+            positions: positions.values().to_vec(),
+            probs: floats(KERNEL_COLUMNS[0])?,
+            profit: column_f64(partial, "profit_90d"),
+            value_at_risk: floats(KERNEL_COLUMNS[1])?,
+            reasons,
+            stages,
+        })
+    }
+}
+
+/// The lifecycle stage of every row of a feature batch.
+fn lifecycle_stages(batch: &RecordBatch) -> Vec<LifecycleStage> {
+    let get = |name: &str| column_f64(batch, name);
+    let (tenure, use90, sub90, trial90, revenue90) = (
+        get("tenure_days"),
+        get("use_90d"),
+        get("subscribe_90d"),
+        get("trial_90d"),
+        get("revenue_90d"),
+    );
+    let (last_trial, last_sub, brand90) = (
+        get("days_since_last_trial"),
+        get("days_since_last_subscribe"),
+        get("brand_90d"),
+    );
+    let (sat, complain90, unresolved) = (
+        get("satisfaction_mean_90d"),
+        get("complain_90d"),
+        get("complaints_unresolved_90d"),
+    );
+    let zero = |v: &Option<f64>| v.unwrap_or(0.0);
+    (0..batch.num_rows())
+        .map(|i| {
+            LifecycleStage::classify(&LifecycleFacts {
+                tenure_days: zero(&tenure[i]),
+                use_90d: zero(&use90[i]),
+                subscribe_90d: zero(&sub90[i]),
+                revenue_90d: revenue90[i],
+                trial_90d: zero(&trial90[i]),
+                days_since_last_trial: last_trial[i],
+                days_since_last_subscribe: last_sub[i],
+                brand_90d: zero(&brand90[i]),
+                satisfaction_mean_90d: sat[i],
+                complain_90d: zero(&complain90[i]),
+                complaints_unresolved_90d: zero(&unresolved[i]),
+            })
+        })
+        .collect()
+}
