@@ -8,7 +8,7 @@ use std::ops::Range;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::ReportError;
+use super::error::ReportError;
 use super::format::grouped;
 
 /// Width and height of every chart, in pixels.

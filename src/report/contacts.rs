@@ -13,7 +13,7 @@
 use arrow::array::{Array, AsArray, RecordBatch};
 use serde::Serialize;
 
-use super::ReportError;
+use super::error::ReportError;
 use crate::features::{column_f64, column_strings};
 
 /// One subscriber to contact.

@@ -12,6 +12,8 @@
 //! separators and the currency symbol of [`ReportOptions::currency`] (`report.currency`
 //! in the pipeline TOML).
 
+mod error;
+pub use error::ReportError;
 pub mod charts;
 pub mod contacts;
 pub mod format;
@@ -37,19 +39,6 @@ const PAGE: &str = include_str!("page.html");
 
 /// Rows of the contact list shown on the page (the CSV has them all).
 pub const CONTACTS_SHOWN: usize = 25;
-
-/// Why the report could not be built.
-#[derive(Debug, thiserror::Error)]
-pub enum ReportError {
-    #[error("failed to draw a chart of the report: {0}")]
-    Chart(String),
-    #[error("failed to render the report template: {0}")]
-    Template(String),
-    #[error("failed to write the contact list as CSV: {0}")]
-    Csv(String),
-    #[error(transparent)]
-    Write(#[from] crate::write::WriteError),
-}
 
 /// What the report shows besides the scored table and its model.
 #[derive(Debug, Clone, Default)]

@@ -12,8 +12,8 @@ use arrow::array::{
 };
 use arrow::datatypes::{DataType, Field, Schema};
 
-use super::ScoreParams;
 use super::kernel::Kernel;
+use super::params::ScoreParams;
 use super::population::{Cutoffs, Tally, gain_of};
 use crate::asof::AsOf;
 use crate::features::accumulate::TouchpointUse;

@@ -15,7 +15,7 @@ use arrow::array::{
 };
 use arrow::datatypes::Float64Type;
 
-use super::ScoreParams;
+use super::params::ScoreParams;
 use crate::features::column_f64;
 use crate::model::ModelError;
 use crate::segment::LifecycleStage;

@@ -28,7 +28,8 @@ use arrow::array::RecordBatch;
 use serde::Serialize;
 
 use super::kernel::Kernel;
-use super::{ScoreParams, ScoreSummary, Targeting};
+use super::params::ScoreParams;
+use super::summary::{ScoreSummary, Targeting};
 use crate::features::TouchpointUsage;
 use crate::segment::driver::Typical;
 use crate::segment::touchpoints::TouchpointCatalogue;

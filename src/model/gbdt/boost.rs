@@ -7,14 +7,13 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
 use super::grow::{Grower, HistPool};
-use super::{BinnedFeatures, GbdtModel, GbdtValidParams};
-use crate::model::binning::{BinnedMatrix, bin_matrix, fit_mappers};
+use super::model::{BinnedFeatures, GbdtModel, add_binned};
+use super::params::GbdtValidParams;
+use crate::model::binning::{bin_matrix, fit_mappers};
 use crate::model::design::ColumnType;
 use crate::model::error::ModelError;
 use crate::model::histogram::{Layout, RowBins, Scale, Sums};
 use crate::model::split::SplitConfig;
-
-use crate::model::tree::Tree;
 
 impl GbdtValidParams {
     /// Fits the boosted trees on `x` (rows × features, `NaN` = missing) and `y`.
@@ -234,30 +233,6 @@ impl GbdtValidParams {
         };
         Ok((model, scores))
     }
-}
-
-/// Adds the trees' outputs, in order, to the margins of the rows `rows` of `data` (of
-/// every row, in order, when `None`): tree after tree over blocks of rows, so that a tree
-/// stays in cache while a block goes through it.
-pub(super) fn add_binned(
-    margins: &mut [f64],
-    trees: &[Tree],
-    data: &BinnedMatrix,
-    rows: Option<&[usize]>,
-) {
-    const BLOCK: usize = 1024;
-    margins
-        .par_chunks_mut(BLOCK)
-        .enumerate()
-        .for_each(|(c, block)| {
-            let first = c * BLOCK;
-            for tree in trees {
-                for (k, m) in block.iter_mut().enumerate() {
-                    let r = rows.map_or(first + k, |rows| rows[first + k]);
-                    *m += tree.predict_binned(data, r);
-                }
-            }
-        });
 }
 
 /// Mean log-loss of margins against labels.

@@ -1,7 +1,7 @@
 //! Growing one tree leaf-wise: the leaf whose best split gains most is split next;
 //! only the smaller child is histogrammed from rows, the larger is the parent's minus it.
 
-use super::GbdtValidParams;
+use super::params::GbdtValidParams;
 use crate::model::binning::{BinMapper, BinnedMatrix};
 use crate::model::histogram::{self, Layout, RowBins, Scale, Sums};
 use crate::model::split::{self, Candidate, SplitConfig};
