@@ -255,6 +255,7 @@ impl PipelineConfig {
             let mut problems = misplaced(&mut table);
             if !problems.is_empty() {
                 problems.extend(type_problems(&table));
+                problems.extend(table_excluded(&table));
                 return Err(ConfigError::Invalid {
                     path: shown,
                     problems,
@@ -274,19 +275,7 @@ impl PipelineConfig {
                 if problems.is_empty() {
                     return Err(parse());
                 }
-                let inputs = table.get("inputs");
-                let subscribers = inputs.and_then(|i| i.get("subscribers")?.as_str());
-                let exclude: Vec<String> = inputs
-                    .and_then(|i| i.get("exclude_columns")?.as_array())
-                    .map(|a| {
-                        a.iter()
-                            .filter_map(|v| Some(v.as_str()?.to_string()))
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                if let Some(subscribers) = subscribers {
-                    problems.extend(missing_excluded(Path::new(subscribers), &exclude));
-                }
+                problems.extend(table_excluded(&table));
                 return Err(ConfigError::Invalid {
                     path: shown,
                     problems,
@@ -396,6 +385,21 @@ impl PipelineConfig {
             Err(problems)
         }
     }
+}
+
+/// [`missing_excluded`] of a config that did not deserialise, read from its table.
+fn table_excluded(table: &toml::Table) -> Option<String> {
+    let inputs = table.get("inputs");
+    let subscribers = inputs.and_then(|i| i.get("subscribers")?.as_str())?;
+    let exclude: Vec<String> = inputs
+        .and_then(|i| i.get("exclude_columns")?.as_array())
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| Some(v.as_str()?.to_string()))
+                .collect()
+        })
+        .unwrap_or_default();
+    missing_excluded(Path::new(subscribers), &exclude)
 }
 
 /// The columns of `exclude` that the subscriber file at `subscribers` lacks, as a problem;
