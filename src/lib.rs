@@ -12,6 +12,7 @@ pub mod manifest;
 pub mod model;
 pub mod names;
 pub mod pipeline;
+pub mod prefetch;
 pub mod progress;
 pub mod realised;
 pub mod report;

@@ -16,6 +16,7 @@ use super::columns::{example, is_string_like, to_days};
 use super::error::LoadError;
 use super::files::ParquetSource;
 use crate::asof::AsOf;
+use crate::prefetch::prefetch;
 use crate::shard::Shard;
 
 /// Subscriber ids as read: integers or strings (dictionary and view strings are cast to
@@ -57,6 +58,9 @@ impl SubscriberIds {
 
 /// The slot [`IdIndex`] gives an id that is not in the subscriber table.
 pub const MISSING: u32 = u32::MAX - 1;
+
+/// Ids hashed ahead of their probes in [`StrSlots::get_all`].
+const LOOKUP_CHUNK: usize = 64;
 
 /// Subscriber id → a slot (e.g. the position among active subscribers). Integer ids in a
 /// compact range are looked up in a plain array; other ids in a hash map.
@@ -166,6 +170,56 @@ impl StrSlots {
         self.len += 1;
     }
 
+    /// The slots of every id in `ids` ([`MISSING`] for absent ids and nulls), appended
+    /// to `out`.
+    ///
+    /// On a log in time order consecutive events belong to different subscribers, whose
+    /// entries lie far apart in a table much larger than the caches, so a probe at a
+    /// time waits on memory at every row. Instead each chunk of [`LOOKUP_CHUNK`] ids is
+    /// hashed first and the first entry of each prefetched, so that the processor
+    /// fetches those cache lines at once; the probes that follow find them in cache. A
+    /// row with the same id as the row before it (events of one subscriber together)
+    /// takes that row's slot without hashing.
+    pub fn get_all(&self, ids: &StringArray, out: &mut Vec<u32>) {
+        let nulls = ids.logical_nulls();
+        let valid = |i: usize| nulls.as_ref().is_none_or(|n| n.is_valid(i));
+        let mut hashes = [0u64; LOOKUP_CHUNK];
+        let mut repeats = [false; LOOKUP_CHUNK];
+        let base = out.len();
+        let n = ids.len();
+        let mut start = 0;
+        while start < n {
+            let end = (start + LOOKUP_CHUNK).min(n);
+            for i in start..end {
+                let k = i - start;
+                let id = ids.value(i);
+                repeats[k] = i > 0 && valid(i) && valid(i - 1) && ids.value(i - 1) == id;
+                if !repeats[k] {
+                    hashes[k] = self.hasher.hash_one(id.as_bytes());
+                    prefetch(&self.entries[hashes[k] as usize & self.mask]);
+                }
+            }
+            for i in start..end {
+                let k = i - start;
+                let slot = if !valid(i) {
+                    MISSING
+                } else if repeats[k] {
+                    out[base + i - 1]
+                } else {
+                    let id = ids.value(i).as_bytes();
+                    let e = &self.entries[self.find(id, hashes[k])];
+                    if e.len == StrEntry::EMPTY {
+                        MISSING
+                    } else {
+                        e.slot
+                    }
+                };
+                out.push(slot);
+            }
+            start = end;
+        }
+    }
+
     /// The slot of `id`, [`MISSING`] when absent.
     #[inline]
     pub fn get(&self, id: &str) -> u32 {
@@ -272,24 +326,7 @@ impl IdIndex {
                     out.resize(ids.len(), MISSING);
                     return;
                 };
-                // Events often come in runs of one subscriber: remember the last id.
-                let ids = ids.as_string::<i32>();
-                let mut last: Option<(&str, u32)> = None;
-                let nulls = ids.logical_nulls();
-                out.extend((0..ids.len()).map(|i| {
-                    if nulls.as_ref().is_some_and(|n| n.is_null(i)) {
-                        return MISSING;
-                    }
-                    let id = ids.value(i);
-                    match last {
-                        Some((seen, s)) if seen == id => s,
-                        _ => {
-                            let s = slot(id);
-                            last = Some((id, s));
-                            s
-                        }
-                    }
-                }));
+                map.get_all(ids.as_string::<i32>(), out);
             }
         }
     }
@@ -851,5 +888,46 @@ mod tests {
             clean.iter().collect::<Vec<_>>(),
             vec![Some(1.0), None, None, None]
         );
+    }
+
+    #[test]
+    fn string_ids_are_looked_up_in_chunks_with_repeats_and_nulls() {
+        // more rows than a chunk, runs of one id, ids of more than 16 bytes, nulls and
+        // ids that are not in the table, and rows already in `out`
+        let known: Vec<String> = (0..300)
+            .map(|i| format!("C{i:0w$}", w = if i % 3 == 0 { 20 } else { 6 }))
+            .collect();
+        let slots: Vec<u32> = (0..300).map(|i| 1000 + i).collect();
+        let index = IdIndex::new(
+            &SubscriberIds::Str(StringArray::from(known.clone())),
+            &slots,
+        );
+        let events: Vec<Option<String>> = (0..500)
+            .map(|r| match r % 11 {
+                0 => None,
+                1 => Some(format!("X{r}")),
+                _ => Some(known[(r / 2 * 37) % 300].clone()),
+            })
+            .collect();
+        let expected: Vec<u32> = events
+            .iter()
+            .map(|e| match e {
+                None => MISSING,
+                Some(id) => known
+                    .iter()
+                    .position(|k| k == id)
+                    .map_or(MISSING, |p| slots[p]),
+            })
+            .collect();
+        let mut out = vec![7, 7];
+        index.lookup_into(&StringArray::from(events.clone()), &mut out);
+        assert_eq!(out, expected);
+        let IdIndex::Str(map) = &index else {
+            panic!("string ids give a string index")
+        };
+        let mut appended = vec![7, 7];
+        map.get_all(&StringArray::from(events), &mut appended);
+        assert_eq!(&appended[..2], &[7, 7]);
+        assert_eq!(&appended[2..], &expected[..]);
     }
 }
