@@ -8,6 +8,9 @@
 //! in one shard. Shard k of the CLI and shard k of Spark therefore hold the same
 //! subscribers, and every event of a subscriber lands in that subscriber's shard (a
 //! duplicate id, too, always lands twice in the same shard).
+//!
+//! A hash sample of the subscribers ([`SmallestHashes`], `train --sample N`) is defined
+//! by the same hash, so it too is the same in any engine and for any shard count.
 
 use arrow::array::{Array, AsArray, BooleanArray};
 use arrow::compute::cast;
@@ -31,32 +34,45 @@ pub fn pmod(hash: i64, count: u32) -> u32 {
     hash.rem_euclid(count as i64) as u32
 }
 
-/// One shard of `count`.
+/// One shard of `count`, optionally within a hash sample of the subscribers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Shard {
     pub index: u32,
     pub count: u32,
+    /// With a sample (`train --sample N`, [`SmallestHashes`]): only the subscribers whose
+    /// hash is at most this are held, in every shard.
+    pub max_hash: Option<i64>,
 }
 
 impl Shard {
     /// Every subscriber (one shard of one).
-    pub const ALL: Shard = Shard { index: 0, count: 1 };
+    pub const ALL: Shard = Shard {
+        index: 0,
+        count: 1,
+        max_hash: None,
+    };
 
     /// The `count` shards, in order.
     pub fn each(count: u32) -> impl Iterator<Item = Shard> {
         (0..count.max(1)).map(move |index| Shard {
             index,
             count: count.max(1),
+            max_hash: None,
         })
+    }
+
+    /// This shard's subscribers whose hash is at most `max_hash` (all when `None`).
+    pub fn sampled(self, max_hash: Option<i64>) -> Shard {
+        Shard { max_hash, ..self }
     }
 
     /// Whether this shard is everyone.
     pub fn is_all(&self) -> bool {
-        self.count <= 1
+        self.count <= 1 && self.max_hash.is_none()
     }
 
     fn holds(&self, hash: i64) -> bool {
-        pmod(hash, self.count) == self.index
+        pmod(hash, self.count) == self.index && self.max_hash.is_none_or(|m| hash <= m)
     }
 
     /// Which of `ids` (integers or strings of any Arrow encoding) this shard holds;
@@ -66,27 +82,84 @@ impl Shard {
         if self.is_all() {
             return None;
         }
-        let null = self.holds(SPARK_SEED as i64);
-        let dt = ids.data_type();
-        if dt.is_integer() {
-            let values = cast(ids, &DataType::Int64).ok()?;
-            let values = values.as_primitive::<Int64Type>();
-            Some(
-                values
-                    .iter()
-                    .map(|v| Some(v.map_or(null, |v| self.holds(xxhash64_i64(v)))))
-                    .collect(),
-            )
-        } else {
-            let values = cast(ids, &DataType::Utf8).ok()?;
-            let values = values.as_string_opt::<i32>()?;
-            Some(
-                values
-                    .iter()
-                    .map(|v| Some(v.map_or(null, |v| self.holds(xxhash64_str(v)))))
-                    .collect(),
-            )
+        let hashes = hashes(ids)?;
+        Some(hashes.iter().map(|&h| Some(self.holds(h))).collect())
+    }
+}
+
+/// Spark's `xxhash64` of each of `ids` (integers or strings of any Arrow encoding; a
+/// null hashes to the seed); `None` for ids of another type.
+pub fn hashes(ids: &dyn Array) -> Option<Vec<i64>> {
+    let null = SPARK_SEED as i64;
+    if ids.data_type().is_integer() {
+        let values = cast(ids, &DataType::Int64).ok()?;
+        let values = values.as_primitive::<Int64Type>();
+        Some(
+            values
+                .iter()
+                .map(|v| v.map_or(null, xxhash64_i64))
+                .collect(),
+        )
+    } else {
+        let values = cast(ids, &DataType::Utf8).ok()?;
+        let values = values.as_string_opt::<i32>()?;
+        Some(
+            values
+                .iter()
+                .map(|v| v.map_or(null, xxhash64_str))
+                .collect(),
+        )
+    }
+}
+
+/// A deterministic hash sample of `n` subscribers (`train --sample N`): those whose
+/// Spark `xxhash64(subscriber_id)`, as a signed 64-bit number, is among the `n`
+/// smallest of the input. The sample is the cut [`SmallestHashes::max_hash`]: every
+/// subscriber whose hash is at most it, so any engine and any shard count reproduces it
+/// — in Spark, `h = xxhash64(subscriber_id)`, `cut = max(h)` over the `n` rows of
+/// `orderBy(h).limit(n)`, then `filter(h <= cut)`. (Two ids of one hash at the cut
+/// would both be kept; with 64-bit hashes that is practically never.)
+#[derive(Debug, Clone)]
+pub struct SmallestHashes {
+    n: usize,
+    /// The `n` smallest hashes seen (a max-heap: its top is the cut so far).
+    kept: std::collections::BinaryHeap<i64>,
+    /// Hashes seen.
+    pub seen: u64,
+}
+
+impl SmallestHashes {
+    pub fn new(n: u64) -> SmallestHashes {
+        let n = usize::try_from(n).unwrap_or(usize::MAX);
+        SmallestHashes {
+            n,
+            kept: std::collections::BinaryHeap::with_capacity(n.min(1 << 20)),
+            seen: 0,
         }
+    }
+
+    pub fn add(&mut self, hash: i64) {
+        self.seen += 1;
+        if self.kept.len() < self.n {
+            self.kept.push(hash);
+        } else if self.kept.peek().is_some_and(|&top| hash < top) {
+            self.kept.pop();
+            self.kept.push(hash);
+        }
+    }
+
+    /// The largest hash in the sample: `None` when nothing was seen or `n` is 0.
+    pub fn max_hash(&self) -> Option<i64> {
+        self.kept.peek().copied()
+    }
+
+    /// Hashes in the sample.
+    pub fn len(&self) -> usize {
+        self.kept.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.kept.is_empty()
     }
 }
 
@@ -136,5 +209,27 @@ mod tests {
             }
         }
         assert!(Shard::ALL.mask(&ids).is_none());
+    }
+
+    #[test]
+    fn a_sample_keeps_the_smallest_hashes_in_every_shard() {
+        let ids: Vec<String> = (0..500).map(|i| format!("C{i:07}")).collect();
+        let mut smallest = SmallestHashes::new(50);
+        ids.iter().for_each(|id| smallest.add(xxhash64_str(id)));
+        let cut = smallest.max_hash();
+        let mut sorted: Vec<i64> = ids.iter().map(|id| xxhash64_str(id)).collect();
+        sorted.sort_unstable();
+        assert_eq!(cut, Some(sorted[49]));
+        let array = arrow::array::StringArray::from(ids.clone());
+        for k in [1u32, 2, 7] {
+            let kept: usize = Shard::each(k)
+                .map(|s| {
+                    let s = s.sampled(cut);
+                    let mask = s.mask(&array).unwrap();
+                    (0..ids.len()).filter(|&i| mask.value(i)).count()
+                })
+                .sum();
+            assert_eq!(kept, 50, "{k} shards");
+        }
     }
 }

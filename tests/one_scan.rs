@@ -166,3 +166,34 @@ fn dictionary_and_plain_string_ids_map_to_the_same_rows() {
     assert_eq!(&b[..2], &[0, 1]);
     assert!(b[2] >= inputs.subscribers.len() as u32 && b[3] >= inputs.subscribers.len() as u32);
 }
+
+/// Counts the feature passes a stage starts (each is one scan of the events).
+#[derive(Default)]
+struct CountScans(std::sync::atomic::AtomicUsize);
+
+impl churnseg::progress::Progress for CountScans {
+    fn say(&self, _: &str) {}
+    fn step(&self, _: u64, name: &str, _: &str) -> Box<dyn churnseg::progress::Step> {
+        if name == "features" {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        Box::new(churnseg::progress::Silent)
+    }
+}
+
+/// Issue 16: train's stacked snapshots and its out-of-time validation snapshots come
+/// from one scan of the events (it scanned once per snapshot before).
+#[test]
+fn train_scans_the_events_once_for_every_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let inputs = data(dir.path(), true, Layout::TimeOrdered);
+    let mut params = churnseg::train::TrainParams::new("2026-05-01".parse().unwrap(), "one-scan");
+    params.horizon_days = 30;
+    params.churn.n_trees = 10;
+    let scans = CountScans::default();
+    let (artifact, _) = churnseg::train::train(&inputs, &params, &scans).unwrap();
+    let m = &artifact.metrics;
+    assert_eq!(m.validation.method, "out_of_time");
+    assert!(m.snapshots >= 2, "{} snapshots stacked", m.snapshots);
+    assert_eq!(scans.0.load(std::sync::atomic::Ordering::Relaxed), 1);
+}

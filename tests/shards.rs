@@ -1,6 +1,7 @@
-//! Sharded runs (issue 17): `features` and `score` give the same bytes for any
-//! `--shards K`, write part files and `_SUCCESS` for a directory, remove their scratch
-//! directory after success and failure, and keep clear errors and the previous outputs.
+//! Sharded runs (issue 17): `features`, `score` and `train` give the same bytes for any
+//! `--shards K` (and `train --sample N` the same sample), write part files and
+//! `_SUCCESS` for a directory, remove their scratch directory after success and failure,
+//! and keep clear errors and the previous outputs.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
@@ -218,25 +219,36 @@ fn read_or_empty(path: &Path) -> RecordBatch {
     arrow::compute::concat_batches(&schema, &batches).unwrap()
 }
 
-#[test]
-fn a_duplicate_id_in_one_shard_is_named_and_the_previous_output_kept() {
-    let (data, model) = data();
-    let dir = tempfile::tempdir().unwrap();
-    // the subscriber table with one id written twice
+/// The shared subscriber table with the first id that `pick` accepts written twice, as
+/// `bad_subscribers.parquet` in `dir`; returns its path and the id.
+fn with_duplicate(dir: &Path, pick: impl Fn(&str) -> bool) -> (PathBuf, String) {
+    let (data, _) = data();
     let subs = read(&data.join("subscribers.parquet"));
     let ids = subs
         .column_by_name("subscriber_id")
         .unwrap()
         .as_string::<i32>();
-    let twice = ids.value(ids.len() / 2).to_string();
-    let extra = subs.slice(ids.len() / 2, 1);
+    let row = (ids.len() / 2..ids.len())
+        .find(|&r| pick(ids.value(r)))
+        .unwrap();
+    let twice = ids.value(row).to_string();
+    let extra = subs.slice(row, 1);
     let bad = arrow::compute::concat_batches(&subs.schema(), &[subs.clone(), extra]).unwrap();
-    let bad_path = dir.path().join("bad_subscribers.parquet");
+    let bad_path = dir.join("bad_subscribers.parquet");
     let file = std::fs::File::create(&bad_path).unwrap();
     let mut w =
         parquet::arrow::ArrowWriter::try_new(file, Arc::clone(&bad.schema()), None).unwrap();
     w.write(&bad).unwrap();
     w.close().unwrap();
+    (bad_path, twice)
+}
+
+#[test]
+fn a_duplicate_id_in_one_shard_is_named_and_the_previous_output_kept() {
+    let (data, model) = data();
+    let dir = tempfile::tempdir().unwrap();
+    // the subscriber table with one id written twice
+    let (bad_path, twice) = with_duplicate(dir.path(), |_| true);
 
     let out = dir.path().join("scored.parquet");
     succeed("score", &out, &["--shards", "7"]);
@@ -290,4 +302,120 @@ fn max_memory_picks_shards_and_refuses_a_budget_too_small() {
     );
     succeed("score", &out, &["--max-memory", "4GiB"]);
     assert!(std::fs::read(&out).unwrap() == *reference("score"));
+}
+
+/// Trains on the shared data with `extra` flags into `dir/model` (the model is named
+/// after its directory, so every run names it alike); returns model.json and
+/// metrics.json.
+fn train(dir: &Path, extra: &[&str]) -> (Vec<u8>, Vec<u8>) {
+    let out = dir.join("model");
+    let (data, _) = data();
+    let mut args: Vec<String> = vec!["train".into()];
+    args.extend(inputs(data));
+    for a in [
+        "--as-of",
+        "2026-03-01",
+        "--horizon",
+        "60",
+        "--trees",
+        "20",
+        "--out",
+    ] {
+        args.push(a.into());
+    }
+    args.push(out.display().to_string());
+    args.extend(extra.iter().map(|a| a.to_string()));
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let o = churnseg(&refs);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    (
+        std::fs::read(out.join("model.json")).unwrap(),
+        std::fs::read(out.join("metrics.json")).unwrap(),
+    )
+}
+
+#[test]
+fn train_is_byte_identical_for_1_2_and_7_shards() {
+    let dir = tempfile::tempdir().unwrap();
+    let reference = train(&dir.path().join("whole"), &[]);
+    for k in ["1", "2", "7"] {
+        let sharded = train(&dir.path().join(format!("k{k}")), &["--shards", k]);
+        assert!(
+            sharded.0 == reference.0,
+            "model.json differs for --shards {k}"
+        );
+        assert!(
+            sharded.1 == reference.1,
+            "metrics.json differs for --shards {k}"
+        );
+    }
+}
+
+/// The sample of one shard, drawn once.
+fn sampled_reference() -> &'static (Vec<u8>, Vec<u8>) {
+    static CELL: OnceLock<(Vec<u8>, Vec<u8>)> = OnceLock::new();
+    CELL.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        train(&dir.path().join("sampled"), &["--sample", "900"])
+    })
+}
+
+#[test]
+fn a_sample_says_how_many_it_kept_of_how_many() {
+    let (model, metrics) = sampled_reference();
+    let metrics: serde_json::Value = serde_json::from_slice(metrics).unwrap();
+    assert_eq!(metrics["metrics"]["sample"]["asked"], 900);
+    assert_eq!(metrics["metrics"]["sample"]["sampled"], 900);
+    assert_eq!(metrics["metrics"]["sample"]["of"], 1500);
+    let dir = tempfile::tempdir().unwrap();
+    let whole = train(&dir.path().join("whole"), &[]);
+    assert!(
+        whole.0 != *model,
+        "the sample trained the same model as everyone"
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 3, ..ProptestConfig::default() })]
+    #[test]
+    fn a_sample_does_not_depend_on_the_number_of_shards(k in 2u32..9) {
+        let dir = tempfile::tempdir().unwrap();
+        let sharded = train(dir.path(), &["--sample", "900", "--shards", &k.to_string()]);
+        prop_assert!(sharded == *sampled_reference(), "--sample 900 --shards {} differs", k);
+    }
+}
+
+#[test]
+fn a_duplicate_id_in_shard_5_is_named_when_training() {
+    let dir = tempfile::tempdir().unwrap();
+    let (bad_path, twice) = with_duplicate(dir.path(), |id| {
+        churnseg::shard::pmod(churnseg::shard::xxhash64_str(id), 7) == 5
+    });
+    let (data, _) = data();
+    let out = dir.path().join("model");
+    let o = churnseg(&[
+        "train",
+        "--subscribers",
+        s(&bad_path),
+        "--interactions",
+        s(&data.join("interactions.parquet")),
+        "--as-of",
+        "2026-03-01",
+        "--shards",
+        "7",
+        "--out",
+        s(&out),
+    ]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!("duplicate subscriber id {twice:?}"))
+            && stderr.contains("bad_subscribers.parquet"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("shard 6 of 7"), "{stderr}");
+    assert!(
+        !stderr.contains("panicked") && !out.join("model.json").exists(),
+        "{stderr}"
+    );
 }

@@ -7,6 +7,7 @@ use clap::Args;
 use crate::asof::AsOf;
 use crate::guard::{GuardSettings, defaults};
 use crate::load::InputSpec;
+use crate::pipeline::sharded::{MemoryEstimate, ShardError, ShardPlan, TableKind, TableOut};
 
 /// The inputs every data command reads.
 #[derive(Debug, Clone, Args)]
@@ -102,9 +103,9 @@ pub fn parse_as_of(text: &str) -> Result<AsOf, String> {
     text.parse()
 }
 
-/// How a data command splits its subscribers (see the README, "Sharding").
+/// How many shards a command runs in: given, or picked from a memory budget.
 #[derive(Debug, Clone, Args)]
-pub struct ShardArgs {
+pub struct ShardCountArgs {
     /// Run shard by shard: subscribers split by pmod(xxhash64(subscriber_id), K), as Spark
     /// computes it; the output does not depend on K.
     #[arg(long, value_name = "K", value_parser = clap::value_parser!(u32).range(1..=4096), help_heading = SHARDING)]
@@ -113,6 +114,28 @@ pub struct ShardArgs {
     /// SIZE (e.g. 2GiB, 512MiB).
     #[arg(long, value_name = "SIZE", value_parser = crate::pipeline::sharded::parse_size, conflicts_with = "shards", help_heading = SHARDING)]
     pub max_memory: Option<u64>,
+}
+
+impl ShardCountArgs {
+    /// The shard count asked for, or picked for the budget by `estimate`; `None` when
+    /// neither flag is given.
+    pub fn count(
+        &self,
+        estimate: impl FnOnce() -> Result<MemoryEstimate, ShardError>,
+    ) -> Result<Option<u32>, ShardError> {
+        match (self.shards, self.max_memory) {
+            (Some(k), _) => Ok(Some(k)),
+            (None, Some(budget)) => Ok(Some(estimate()?.shards_for(budget)?)),
+            (None, None) => Ok(None),
+        }
+    }
+}
+
+/// How a data command splits its subscribers (see the README, "Sharding").
+#[derive(Debug, Clone, Args)]
+pub struct ShardArgs {
+    #[command(flatten)]
+    pub count: ShardCountArgs,
     /// Directory for the shards' partial results (default: beside the output); removed
     /// at the end, also after a failure.
     #[arg(long, value_name = "DIR", help_heading = SHARDING)]
@@ -126,16 +149,12 @@ impl ShardArgs {
         &self,
         spec: &InputSpec,
         out: &std::path::Path,
-        written: crate::pipeline::sharded::TableKind,
-    ) -> anyhow::Result<Option<crate::pipeline::sharded::ShardPlan>> {
-        use crate::pipeline::sharded::{MemoryEstimate, ShardPlan, TableOut};
-        let shards = match (self.shards, self.max_memory) {
-            (Some(k), _) => Some(k),
-            (None, Some(budget)) => {
-                Some(MemoryEstimate::of_inputs(spec, written)?.shards_for(budget)?)
-            }
-            (None, None) => matches!(TableOut::of(out), TableOut::Dir(_)).then_some(1),
-        };
+        written: TableKind,
+    ) -> Result<Option<ShardPlan>, ShardError> {
+        let shards = self
+            .count
+            .count(|| MemoryEstimate::of_inputs(spec, written))?
+            .or_else(|| matches!(TableOut::of(out), TableOut::Dir(_)).then_some(1));
         Ok(shards.map(|shards| ShardPlan {
             shards,
             scratch: self.scratch.clone(),

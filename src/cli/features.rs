@@ -72,14 +72,15 @@ pub fn run(args: FeaturesArgs, console: Console) -> anyhow::Result<()> {
     timings
         .time("write", || outputs.stage_parquet(&args.out, &table.batch))
         .context("writing the feature table")?;
-    let mut manifest = RunManifest::new("features");
-    manifest.set("inputs", inputs.describe());
-    manifest.set("as_of", args.as_of);
-    manifest.set("events", &table.events);
-    manifest.set("guards", &guards);
-    manifest.set("outputs", [args.out.display().to_string()]);
-    pipeline::set_recovered(&mut manifest, &outputs);
-    manifest.finish(&timings);
+    let manifest = features_manifest(
+        &args,
+        inputs.describe(),
+        None,
+        &table.events,
+        &guards,
+        &outputs,
+        &timings,
+    );
     outputs.stage_bytes(&manifest_path, &manifest.to_bytes()?)?;
     outputs.commit().context("writing the feature table")?;
     let written = Written {
@@ -166,15 +167,15 @@ fn run_sharded(
         })
         .context("writing the feature table")?;
     guards.warnings().iter().for_each(|w| console.say(w));
-    let mut manifest = RunManifest::new("features");
-    manifest.set("inputs", gathered.describe());
-    manifest.set("as_of", args.as_of);
-    manifest.set("shards", plan.shards);
-    manifest.set("events", &gathered.events);
-    manifest.set("guards", &guards);
-    manifest.set("outputs", [args.out.display().to_string()]);
-    pipeline::set_recovered(&mut manifest, &outputs);
-    manifest.finish(&timings);
+    let manifest = features_manifest(
+        &args,
+        gathered.describe(),
+        Some(plan.shards),
+        &gathered.events,
+        &guards,
+        &outputs,
+        &timings,
+    );
     outputs.stage_bytes(&manifest_path, &manifest.to_bytes()?)?;
     outputs.commit().context("writing the feature table")?;
     let written = Written {
@@ -194,6 +195,30 @@ fn run_sharded(
         start,
     );
     Ok(())
+}
+
+/// The manifest of a features run, in one piece or by shard (`shards`).
+fn features_manifest(
+    args: &FeaturesArgs,
+    inputs: serde_json::Value,
+    shards: Option<u32>,
+    events: &crate::features::accumulate::EventCounts,
+    guards: &crate::guard::GuardReport,
+    outputs: &OutputSet,
+    timings: &StageTimings,
+) -> RunManifest {
+    let mut manifest = RunManifest::new("features");
+    manifest.set("inputs", inputs);
+    manifest.set("as_of", args.as_of);
+    if let Some(k) = shards {
+        manifest.set("shards", k);
+    }
+    manifest.set("events", events);
+    manifest.set("guards", guards);
+    manifest.set("outputs", [args.out.display().to_string()]);
+    pipeline::set_recovered(&mut manifest, outputs);
+    manifest.finish(timings);
+    manifest
 }
 
 /// What a features run wrote, for its summary.

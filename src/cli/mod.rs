@@ -85,6 +85,9 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
             || cause
                 .downcast_ref::<crate::pipeline::job::JobError>()
                 .is_some_and(crate::pipeline::job::JobError::stopped_by_guard)
+            || cause
+                .downcast_ref::<crate::pipeline::sharded::ShardError>()
+                .is_some_and(crate::pipeline::sharded::ShardError::stopped_by_guard)
             || matches!(
                 cause.downcast_ref::<crate::train::TrainError>(),
                 Some(crate::train::TrainError::Guard(_))

@@ -70,7 +70,7 @@ pub fn run(args: ScoreArgs, console: Console) -> anyhow::Result<()> {
         &args.out,
         crate::pipeline::sharded::TableKind::Scores,
     )?;
-    let outcome = crate::pipeline::sharded::score_to_file(
+    let outcome = crate::pipeline::job::score_to_file(
         &spec,
         args.inputs.strict,
         &artifact,

@@ -6,14 +6,15 @@ use std::time::Instant;
 
 use clap::Args;
 
-use super::args::{GuardArgs, InputArgs, parse_as_of};
+use super::args::{GuardArgs, InputArgs, ShardCountArgs, parse_as_of};
 use crate::asof::AsOf;
 use crate::console::{Console, human_bytes};
 use crate::manifest::{StageTimings, peak_memory_bytes};
 use crate::model::ChurnParams;
+use crate::pipeline::sharded::{self, MemoryEstimate, TableKind};
 use crate::pipeline::{self, CommandName};
 use crate::train::artifact::ModelArtifact;
-use crate::train::{CandidateChoice, TrainParams, train};
+use crate::train::{CandidateChoice, TrainParams, planned_dates, train};
 use crate::write::OutputSet;
 
 #[derive(Debug, Args)]
@@ -53,6 +54,13 @@ pub struct TrainArgs {
     /// the models read.
     #[arg(long, value_delimiter = ',', default_value = "90", value_parser = clap::value_parser!(u32).range(1..))]
     pub touchpoint_windows: Vec<u32>,
+    #[command(flatten)]
+    pub shards: ShardCountArgs,
+    /// Fit on a deterministic hash sample of N subscribers: those whose Spark
+    /// xxhash64(subscriber_id) is among the N smallest, the same sample in any engine and
+    /// for any --shards (the metrics say how many were sampled from how many).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..), help_heading = "Sharding")]
+    pub sample: Option<u64>,
 }
 
 pub fn run(args: TrainArgs, console: Console) -> anyhow::Result<()> {
@@ -78,92 +86,115 @@ pub fn run(args: TrainArgs, console: Console) -> anyhow::Result<()> {
     pipeline::say_notes(&console, &outputs);
     let mut timings = StageTimings::default();
     let spec = args.inputs.spec();
-    let inputs = timings.time("load", || {
-        pipeline::load_inputs(&spec, args.inputs.strict, &console)
+    let dates = planned_dates(&params, spec.interactions.is_some()).len() as u64;
+    let shards = args.shards.count(|| {
+        MemoryEstimate::of_sample(&spec, TableKind::Model { snapshots: dates }, args.sample)
     })?;
-    let (trained, guards) = timings.time("train", || train(&inputs, &params, &console))?;
+    let (trained, guards, described) = if shards.is_some() || args.sample.is_some() {
+        let strict = args.inputs.strict;
+        let k = shards.unwrap_or(1);
+        let t = timings.time("train", || {
+            sharded::train(&spec, strict, &params, k, args.sample, &console)
+        })?;
+        (t.artifact, t.guards, t.inputs)
+    } else {
+        let inputs = timings.time("load", || {
+            pipeline::load_inputs(&spec, args.inputs.strict, &console)
+        })?;
+        let (trained, guards) = timings.time("train", || train(&inputs, &params, &console))?;
+        (trained, guards, inputs.describe())
+    };
     let artifact = timings.time("write", || trained.stage(&mut outputs, &args.out))?;
-    let mut manifest = pipeline::model_manifest("train", &inputs, &artifact, &timings);
+    let mut manifest = pipeline::model_manifest("train", described, &artifact, &timings);
+    if let Some(k) = shards {
+        manifest.set("shards", k);
+    }
     manifest.set("guards", &guards);
     pipeline::set_recovered(&mut manifest, &outputs);
     outputs.stage_bytes(&manifest_path, &manifest.to_bytes()?)?;
     outputs.commit()?;
     let v = &artifact.metrics.validation;
-    pipeline::summary(
-        &console,
-        CommandName::Train,
-        &[
-            (
-                "rows",
-                if artifact.metrics.snapshots > 1 {
-                    format!(
-                        "{} from {} snapshots {} days apart, ending {} ({} churned within {} days)",
-                        artifact.metrics.rows,
-                        artifact.metrics.snapshots,
-                        args.snapshot_step,
-                        args.as_of,
-                        artifact.metrics.positives,
-                        args.horizon
-                    )
-                } else {
-                    format!(
-                        "{} active at {} ({} churned within {} days)",
-                        artifact.metrics.rows, args.as_of, artifact.metrics.positives, args.horizon
-                    )
-                },
+    let sample = artifact.metrics.sample.map(|s| {
+        (
+            "sample",
+            format!(
+                "{} of {} subscribers (xxhash64 of subscriber_id at most {})",
+                s.sampled, s.of, s.max_hash
             ),
-            (
-                "validation",
+        )
+    });
+    let lines = [
+        (
+            "rows",
+            if artifact.metrics.snapshots > 1 {
                 format!(
-                    "{}{}",
-                    v.method,
-                    v.note
-                        .as_ref()
-                        .map(|n| format!(" ({n})"))
-                        .unwrap_or_default()
-                ),
-            ),
-            (
-                "candidates",
-                v.candidates
-                    .iter()
-                    .map(|c| format!("{} ROC AUC {:.3}", c.name, c.churn.roc_auc))
-                    .chain(
-                        v.baselines
-                            .iter()
-                            .map(|(n, m)| format!("baseline {n} {:.3}", m.roc_auc)),
-                    )
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            ),
-            (
-                "churn model",
+                    "{} from {} snapshots {} days apart, ending {} ({} churned within {} days)",
+                    artifact.metrics.rows,
+                    artifact.metrics.snapshots,
+                    args.snapshot_step,
+                    args.as_of,
+                    artifact.metrics.positives,
+                    args.horizon
+                )
+            } else {
                 format!(
-                    "{} ({}): {}",
-                    v.chosen,
-                    v.choice,
-                    pipeline::metrics_line(&v.churn)
-                ),
+                    "{} active at {} ({} churned within {} days)",
+                    artifact.metrics.rows, args.as_of, artifact.metrics.positives, args.horizon
+                )
+            },
+        ),
+        (
+            "validation",
+            format!(
+                "{}{}",
+                v.method,
+                v.note
+                    .as_ref()
+                    .map(|n| format!(" ({n})"))
+                    .unwrap_or_default()
             ),
-            ("segments", artifact.metrics.value_segments.summary()),
-            ("guards", guards.summary_line()),
-            ("timings", pipeline::timings_line(&timings)),
-            (
-                "peak memory",
-                peak_memory_bytes()
-                    .map(human_bytes)
-                    .unwrap_or_else(|| "unknown".into()),
+        ),
+        (
+            "candidates",
+            v.candidates
+                .iter()
+                .map(|c| format!("{} ROC AUC {:.3}", c.name, c.churn.roc_auc))
+                .chain(
+                    v.baselines
+                        .iter()
+                        .map(|(n, m)| format!("baseline {n} {:.3}", m.roc_auc)),
+                )
+                .collect::<Vec<_>>()
+                .join(", "),
+        ),
+        (
+            "churn model",
+            format!(
+                "{} ({}): {}",
+                v.chosen,
+                v.choice,
+                pipeline::metrics_line(&v.churn)
             ),
-            (
-                "outputs",
-                format!(
-                    "{} (version {})",
-                    args.out.display(),
-                    artifact.model_version
-                ),
+        ),
+        ("segments", artifact.metrics.value_segments.summary()),
+        ("guards", guards.summary_line()),
+        ("timings", pipeline::timings_line(&timings)),
+        (
+            "peak memory",
+            peak_memory_bytes()
+                .map(human_bytes)
+                .unwrap_or_else(|| "unknown".into()),
+        ),
+        (
+            "outputs",
+            format!(
+                "{} (version {})",
+                args.out.display(),
+                artifact.model_version
             ),
-        ],
-        start,
-    );
+        ),
+    ];
+    let lines: Vec<(&str, String)> = sample.into_iter().chain(lines).collect();
+    pipeline::summary(&console, CommandName::Train, &lines, start);
     Ok(())
 }

@@ -66,6 +66,105 @@ pub struct FeatureTable {
     pub touchpoint_use: Option<TouchpointUsage>,
 }
 
+impl FeatureTable {
+    /// The tables of one snapshot built shard by shard (disjoint subscribers), joined in
+    /// canonical order (each row's position in the subscriber input), as a table built
+    /// in one piece holds them. `rows` become those positions (the key that pairs a
+    /// subscriber across snapshots: one input row, whichever shard read it), a column is
+    /// nullable when it is in any shard, event counts are summed, and the touchpoints'
+    /// mean costs are recomputed from the exact sums.
+    pub fn join_shards(parts: Vec<FeatureTable>) -> Result<FeatureTable, FeatureError> {
+        let Some(first) = parts.first() else {
+            return Err(arrow::error::ArrowError::InvalidArgumentError(
+                "no shard's table to join".into(),
+            )
+            .into());
+        };
+        let as_of = first.as_of;
+        let fields: Vec<Field> = first
+            .batch
+            .schema()
+            .fields()
+            .iter()
+            .enumerate()
+            .map(|(i, f)| {
+                let nullable = parts.iter().any(|p| {
+                    p.batch
+                        .schema()
+                        .fields()
+                        .get(i)
+                        .is_some_and(|g| g.is_nullable())
+                });
+                f.as_ref().clone().with_nullable(nullable)
+            })
+            .collect();
+        let schema = Arc::new(Schema::new(fields));
+        let mut order: Vec<(u64, usize, usize)> = parts
+            .iter()
+            .enumerate()
+            .flat_map(|(k, p)| {
+                p.positions
+                    .iter()
+                    .enumerate()
+                    .map(move |(i, &pos)| (pos, k, i))
+            })
+            .collect();
+        order.sort_unstable();
+        let batches = parts
+            .iter()
+            .map(|p| RecordBatch::try_new(Arc::clone(&schema), p.batch.columns().to_vec()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let indices: Vec<(usize, usize)> = order.iter().map(|&(_, k, i)| (k, i)).collect();
+        let refs: Vec<&RecordBatch> = batches.iter().collect();
+        let batch = arrow::compute::interleave_record_batch(&refs, &indices)?;
+        let mut events = EventCounts::default();
+        let mut subscribers = 0;
+        for p in &parts {
+            events.absorb(p.events.clone());
+            subscribers += p.subscribers;
+        }
+        let touchpoint_use = match parts
+            .iter()
+            .map(|p| p.touchpoint_use.as_ref())
+            .collect::<Option<Vec<_>>>()
+        {
+            Some(usages) if !usages.is_empty() => {
+                let known = usages[0].touchpoints.len();
+                let mut cost = vec![(FixedSum::default(), 0u64); known];
+                for u in &usages {
+                    for (total, (sum, n)) in cost.iter_mut().zip(&u.cost) {
+                        total.0.merge(sum);
+                        total.1 += n;
+                    }
+                }
+                Some(TouchpointUsage {
+                    touchpoints: usages[0].touchpoints.clone(),
+                    uses: order
+                        .iter()
+                        .flat_map(|&(_, k, i)| usages[k].row(i).iter().copied())
+                        .collect(),
+                    mean_cost: cost
+                        .iter()
+                        .map(|(sum, n)| (*n > 0).then(|| sum.value() / *n as f64))
+                        .collect(),
+                    cost,
+                })
+            }
+            _ => None,
+        };
+        let positions: Vec<u64> = order.iter().map(|&(pos, _, _)| pos).collect();
+        Ok(FeatureTable {
+            as_of,
+            batch,
+            rows: positions.iter().map(|&p| p as u32).collect(),
+            positions,
+            events,
+            subscribers,
+            touchpoint_use,
+        })
+    }
+}
+
 /// Each active subscriber's use of each taxonomy touchpoint in the 90 days before
 /// `as_of`, and what each touchpoint costs to serve.
 #[derive(Debug, Clone)]
@@ -230,7 +329,7 @@ pub fn build_shard(
     shard: Shard,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<FeatureTable, FeatureError> {
-    let mut tables = build_snapshots_of(
+    let mut tables = build_snapshots_shard(
         subscribers,
         interactions,
         taxonomy,
@@ -254,7 +353,7 @@ pub fn build_snapshots(
     snapshots: &[FeatureParams],
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<Vec<FeatureTable>, FeatureError> {
-    build_snapshots_of(
+    build_snapshots_shard(
         subscribers,
         interactions,
         taxonomy,
@@ -265,7 +364,7 @@ pub fn build_snapshots(
 }
 
 /// [`build_snapshots`] of one shard (see [`build_shard`]).
-fn build_snapshots_of(
+pub fn build_snapshots_shard(
     subscribers: &Subscribers,
     interactions: Option<&Interactions>,
     taxonomy: &Taxonomy,
@@ -725,21 +824,44 @@ pub fn build_logged_shard(
     shard: Shard,
     progress: &dyn crate::progress::Progress,
 ) -> Result<FeatureTable, FeatureError> {
+    let mut tables =
+        build_snapshots_logged(inputs, std::slice::from_ref(&params), shard, progress)?;
+    Ok(tables.swap_remove(0))
+}
+
+/// [`build_snapshots_shard`] over loaded inputs, with a progress bar over the events and
+/// a closing line (the first snapshot's subscribers active and events used).
+pub fn build_snapshots_logged(
+    inputs: &crate::load::Inputs,
+    snapshots: &[FeatureParams],
+    shard: Shard,
+    progress: &dyn crate::progress::Progress,
+) -> Result<Vec<FeatureTable>, FeatureError> {
     let total = inputs.interactions.as_ref().map_or(0, |i| i.rows);
     let step = progress.step(total, "features", "events");
-    let table = build_shard(
+    let tables = build_snapshots_shard(
         &inputs.subscribers,
         inputs.interactions.as_ref(),
         &inputs.taxonomy,
-        params,
+        snapshots,
         shard,
         &|done| step.set(done),
     )?;
-    step.finish(format!(
+    let Some(first) = tables.first() else {
+        step.finish("no snapshot asked for".into());
+        return Ok(tables);
+    };
+    let line = format!(
         "{} subscribers active at {}, {} events used",
-        table.batch.num_rows(),
-        params.as_of,
-        table.events.used
-    ));
-    Ok(table)
+        first.batch.num_rows(),
+        first.as_of,
+        first.events.used
+    );
+    step.finish(match (tables.iter().map(|t| t.as_of).min(), tables.len()) {
+        (Some(oldest), n) if n > 1 => {
+            format!("{n} snapshots from one scan, back to {oldest}; {line}")
+        }
+        _ => line,
+    });
+    Ok(tables)
 }

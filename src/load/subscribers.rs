@@ -767,6 +767,48 @@ impl Subscribers {
     }
 }
 
+/// Calls `each` with Spark's `xxhash64` of every subscriber id of the table at `path`
+/// (in input order), reading the id column alone, batch by batch: what a hash sample
+/// ([`crate::shard::SmallestHashes`]) is drawn from, without holding the table.
+pub fn for_each_id_hash(
+    path: &Path,
+    columns: &SubscriberColumns,
+    mut each: impl FnMut(i64),
+) -> Result<(), LoadError> {
+    let source = ParquetSource::resolve(path)?;
+    let name = &columns.subscriber_id;
+    for file in 0..source.files.len() {
+        let builder = source.open(file)?;
+        let Ok(idx) = builder.schema().index_of(name) else {
+            return Err(LoadError::invalid(
+                &source.file_name(file),
+                vec![format!("missing required column `{name}`")],
+            ));
+        };
+        let mask = parquet::arrow::ProjectionMask::roots(builder.parquet_schema(), [idx]);
+        let reader = builder
+            .with_projection(mask)
+            .with_batch_size(64 * 1024)
+            .build()
+            .map_err(|e| source.corrupt(file, e))?;
+        for batch in reader {
+            let batch = batch.map_err(|e| source.corrupt(file, e))?;
+            let ids = batch.column(0);
+            let Some(hashes) = crate::shard::hashes(ids.as_ref()) else {
+                return Err(LoadError::invalid(
+                    &source.file_name(file),
+                    vec![format!(
+                        "column `{name}`: expected integer or string ids, found {}",
+                        ids.data_type()
+                    )],
+                ));
+            };
+            hashes.into_iter().for_each(&mut each);
+        }
+    }
+    Ok(())
+}
+
 /// Reads the batches of `source` that hold rows of `shard` (filtered by the column
 /// `id_column`), with each kept row's position in the whole input.
 fn read_shard(

@@ -21,6 +21,7 @@ use arrow::array::RecordBatch;
 use super::config::{ConfigError, Layout, PipelineConfig, Retrain};
 use super::dates::{DateError, ModelState, RetrainDecision, RunDates};
 use super::history::{self, History, HistoryError, RunRecord};
+use super::sharded::{ShardError, ShardPlan, TableOut};
 use super::{CommandName, PipelineError};
 use crate::asof::AsOf;
 use crate::console::{Console, human_bytes};
@@ -69,6 +70,8 @@ pub enum JobError {
     Write(#[from] WriteError),
     #[error(transparent)]
     Generate(#[from] crate::generate::GenerateError),
+    #[error(transparent)]
+    Shard(#[from] ShardError),
     #[error(
         "`train.retrain = \"never\"` but {dir} holds no model: train one first (`churnseg train … --out {dir}`) or set `train.retrain`"
     )]
@@ -87,6 +90,7 @@ impl JobError {
     pub fn stopped_by_guard(&self) -> bool {
         match self {
             JobError::Guard(_) | JobError::Train(TrainError::Guard(_)) => true,
+            JobError::Shard(e) => e.stopped_by_guard(),
             JobError::Context { source, .. } => source.stopped_by_guard(),
             _ => false,
         }
@@ -248,8 +252,60 @@ pub fn score_inputs(
     })
 }
 
+/// The previous scored table at `path` and what is known of its run (`manifest`, or
+/// the manifest beside it).
+fn read_previous_scored(
+    path: &Path,
+    manifest: Option<&Path>,
+) -> Result<(RecordBatch, PreviousRun), JobError> {
+    let batch = crate::load::read_scored(path)
+        .context(|| format!("reading the previous scored file {}", path.display()))?;
+    let run = PreviousRun::from_scored(path, &batch, manifest)?;
+    Ok((batch, run))
+}
+
+/// The manifest of a scoring run (`score`), in one piece or by shard (`shards`).
+fn score_manifest(
+    inputs: serde_json::Value,
+    as_of: AsOf,
+    shards: Option<u32>,
+    artifact: &ModelArtifact,
+    params: &ScoreParams,
+    outcome: &ScoreOutcome,
+    outputs: &OutputSet,
+) -> RunManifest {
+    let mut manifest = RunManifest::new("score");
+    manifest.set("inputs", inputs);
+    manifest.set("as_of", as_of);
+    if let Some(k) = shards {
+        manifest.set("shards", k);
+    }
+    manifest.set("events", &outcome.events);
+    manifest.set("model_version", &artifact.model_version);
+    manifest.set("model_sha256", &artifact.sha256);
+    manifest.set("model_metrics", &artifact.metrics);
+    manifest.set("score_params", params);
+    manifest.set("scored", &outcome.summary);
+    manifest.set("movement", &outcome.movement);
+    manifest.set("guards", &outcome.guards);
+    super::set_recovered(&mut manifest, outputs);
+    manifest.finish(&outcome.timings);
+    manifest.set(
+        "outputs",
+        outcome
+            .outputs
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>(),
+    );
+    manifest
+}
+
 /// `churnseg score`: load, score, write the table and its manifest, together. `previous`
-/// (an earlier scored file, which may be `out` itself) is read before anything is written.
+/// (an earlier scored file, which may be `out` itself) is read before anything is
+/// written. With a `plan`, shard by shard ([`super::sharded::score`]): the scored table
+/// (one file, or part files and `_SUCCESS`) is staged from the shards' partials and never
+/// held whole.
 #[allow(clippy::too_many_arguments)]
 pub fn score_to_file(
     spec: &InputSpec,
@@ -259,55 +315,88 @@ pub fn score_to_file(
     params: &ScoreParams,
     previous: Option<&Path>,
     guards: &GuardSettings,
+    plan: Option<&ShardPlan>,
     out: &Path,
     console: &Console,
 ) -> Result<ScoreOutcome, JobError> {
-    let manifest_path = manifest_path_for(out);
-    let mut outputs = OutputSet::begin("score", &[out, &manifest_path])?;
+    let table = TableOut::of(out);
+    let manifest_path = match plan {
+        Some(_) => table.manifest(),
+        None => manifest_path_for(out),
+    };
+    let mut declared = match plan {
+        Some(plan) => table.files(plan.shards),
+        None => vec![out.to_path_buf()],
+    };
+    declared.push(manifest_path.clone());
+    let declared: Vec<&Path> = declared.iter().map(PathBuf::as_path).collect();
+    let mut outputs = OutputSet::begin("score", &declared)?;
     super::say_notes(console, &outputs);
     let mut timings = StageTimings::default();
-    let inputs = timings.time("load", || super::load_inputs(spec, strict, console))?;
     let previous = previous
-        .map(|p| {
-            let batch = crate::load::read_scored(p)
-                .context(|| format!("reading the previous scored file {}", p.display()))?;
-            let run = PreviousRun::from_scored(p, &batch, None)?;
-            Ok::<_, JobError>((batch, run))
-        })
+        .map(|p| read_previous_scored(p, None))
         .transpose()?;
-    let mut outcome = score_inputs(
-        &inputs,
-        artifact,
-        as_of,
-        params,
-        previous.as_ref().map(|(b, r)| (b, r)),
-        guards,
-        &mut timings,
-        console,
-    )?;
-    outcome
-        .timings
-        .time("write", || outputs.stage_parquet(out, &outcome.scored))?;
+    let previous = previous.as_ref().map(|(b, r)| (b, r));
+    let (mut outcome, described) = match plan {
+        None => {
+            let inputs = timings.time("load", || super::load_inputs(spec, strict, console))?;
+            let mut outcome = score_inputs(
+                &inputs,
+                artifact,
+                as_of,
+                params,
+                previous,
+                guards,
+                &mut timings,
+                console,
+            )?;
+            outcome
+                .timings
+                .time("write", || outputs.stage_parquet(out, &outcome.scored))?;
+            (outcome, inputs.describe())
+        }
+        Some(plan) => {
+            let scored = timings.time("score", || {
+                super::sharded::score(
+                    spec,
+                    strict,
+                    artifact,
+                    as_of,
+                    params,
+                    previous,
+                    guards,
+                    plan,
+                    &table,
+                    &mut outputs,
+                    console,
+                )
+            })?;
+            let outcome = ScoreOutcome {
+                subscribers: scored.gathered.subscribers,
+                events: scored.gathered.events.clone(),
+                summary: scored.summary,
+                timings,
+                model_version: artifact.model_version.clone(),
+                outputs: Vec::new(),
+                movement: scored.movement,
+                // the scored rows are on disk only: a sharded run never holds them all
+                scored: RecordBatch::new_empty(std::sync::Arc::new(
+                    arrow::datatypes::Schema::empty(),
+                )),
+                guards: scored.guards,
+            };
+            (outcome, scored.gathered.describe())
+        }
+    };
     outcome.outputs = vec![out.to_path_buf(), manifest_path.clone()];
-    let mut manifest = RunManifest::new("score");
-    manifest.set("inputs", inputs.describe());
-    manifest.set("as_of", as_of);
-    manifest.set("events", &outcome.events);
-    manifest.set("model_version", &artifact.model_version);
-    manifest.set("model_sha256", &artifact.sha256);
-    manifest.set("model_metrics", &artifact.metrics);
-    manifest.set("score_params", params);
-    manifest.set("scored", &outcome.summary);
-    manifest.set("movement", &outcome.movement);
-    manifest.set("guards", &outcome.guards);
-    super::set_recovered(&mut manifest, &outputs);
-    manifest.finish(&outcome.timings);
-    manifest.set(
-        "outputs",
-        [
-            out.display().to_string(),
-            manifest_path.display().to_string(),
-        ],
+    let manifest = score_manifest(
+        described,
+        as_of,
+        plan.map(|p| p.shards),
+        artifact,
+        params,
+        &outcome,
+        &outputs,
     );
     // A check that must stop scoring goes here: nothing has been replaced yet.
     outputs.stage_bytes(&manifest_path, &manifest.to_bytes()?)?;
@@ -602,7 +691,7 @@ pub fn run_config(
             trained_guards = Some(train_guards);
             let artifact = timings.time("save model", || trained.stage(&mut outputs, model_dir))?;
             if let Some(path) = &paths.model_manifest {
-                let manifest = super::model_manifest("run", &inputs, &artifact, &timings);
+                let manifest = super::model_manifest("run", inputs.describe(), &artifact, &timings);
                 outputs.stage_bytes(path, &manifest.to_bytes()?)?;
             }
             console.say(format!(

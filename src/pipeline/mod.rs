@@ -172,15 +172,16 @@ pub fn set_recovered(manifest: &mut RunManifest, outputs: &OutputSet) {
 }
 
 /// The manifest of a model directory (`models/NAME/manifest.json`), written by `train`
-/// and by a `run` that trains.
+/// and by a `run` that trains; `inputs` as [`Inputs::describe`] gives them (or their
+/// sum over shards).
 pub fn model_manifest(
     command: &str,
-    inputs: &Inputs,
+    inputs: serde_json::Value,
     artifact: &ModelArtifact,
     timings: &StageTimings,
 ) -> RunManifest {
     let mut manifest = RunManifest::new(command);
-    manifest.set("inputs", inputs.describe());
+    manifest.set("inputs", inputs);
     manifest.set("model_version", &artifact.model_version);
     manifest.set("model_sha256", &artifact.sha256);
     manifest.set("window", &artifact.window);

@@ -1,5 +1,5 @@
-//! Sharded runs (`--shards K`, `--max-memory SIZE`): `features` and `score` shard by
-//! shard, with the same answer as in one piece.
+//! Sharded runs (`--shards K`, `--max-memory SIZE`): `features`, `score` and `train`
+//! shard by shard, with the same answer as in one piece.
 //!
 //! A shard holds the subscribers whose id hashes to it ([`crate::shard`]). Each shard
 //! reads only its rows of the subscriber table (filtered while reading) and only its
@@ -16,6 +16,16 @@
 //!    unsharded writer uses, so the file's bytes do not depend on K; `--out DIR/`: one
 //!    part file per shard (`part-00000.parquet`, …, rows in canonical order within each),
 //!    then `_SUCCESS`, all committed together.
+//!
+//! `train` ([`train`]) needs no partials: each shard builds every snapshot training
+//! needs in one scan of its events, the shards' snapshots are joined in canonical order
+//! in memory (the fits need every row anyway), and the models are fit as in one piece;
+//! `train --sample N` does the same on a hash sample of the subscribers
+//! ([`SmallestHashes`]), filtered as the subscribers and events are read.
+//!
+//! Errors are [`ShardError`]s: this module's own (scratch, partials, the memory budget)
+//! and, unchanged, those of the stages it runs, so a bad input reads the same whether
+//! or not the run is sharded (a duplicate id names its file and value).
 //!
 //! The scratch directory (`.NAME.shards-PID` beside the output, or under `--scratch`) is
 //! removed at the end, after a failure too; outputs go through an [`OutputSet`], so a
@@ -45,7 +55,8 @@ use crate::score::kernel::Kernel;
 use crate::score::population::{Cutoffs, PopulationPart, Tally};
 use crate::score::{ScoreParams, ScoreSummary};
 use crate::segment::movement::MovementTally;
-use crate::shard::Shard;
+use crate::shard::{Shard, SmallestHashes};
+use crate::train::{SampleSummary, TrainingSnapshots};
 use crate::write::{OutputSet, ParquetSink};
 
 /// Rows per row group of every output (the unsharded writer's, [`crate::write::parquet_properties`]).
@@ -56,7 +67,8 @@ const POSITION: &str = "__position";
 /// The column holding each row's touchpoint use in a score partial.
 const TOUCHPOINT_USE: &str = "__touchpoint_use";
 
-/// Why a sharded run failed.
+/// Why a sharded run failed: its own problems (scratch, partials, the memory budget)
+/// and those of the stages it runs, each as that stage says it.
 #[derive(Debug, thiserror::Error)]
 pub enum ShardError {
     #[error("scratch directory {path}: {source}")]
@@ -67,22 +79,75 @@ pub enum ShardError {
     #[error("scratch partial {path}: {message}")]
     Partial { path: String, message: String },
     #[error(
-        "--max-memory {budget} is too small for {rows} subscribers: about {needed} is needed whatever the number of shards (the population's columns and one output row group); give at least that"
+        "--max-memory {budget} is too small for {rows} subscribers: about {needed} is needed whatever the number of shards ({what}); give at least that"
     )]
     Budget {
         budget: String,
         rows: u64,
         needed: String,
+        what: &'static str,
+    },
+    #[error("no shard was run")]
+    NoShard,
+    #[error("the subscriber table {path} is empty: there is nothing to sample")]
+    EmptySample { path: String },
+    #[error(transparent)]
+    Pipeline(#[from] super::PipelineError),
+    #[error(transparent)]
+    Load(#[from] crate::load::LoadError),
+    #[error(transparent)]
+    Taxonomy(#[from] crate::taxonomy::TaxonomyError),
+    #[error(transparent)]
+    Features(#[from] crate::features::FeatureError),
+    #[error(transparent)]
+    Guard(#[from] crate::guard::GuardFailure),
+    #[error(transparent)]
+    NotScored(#[from] crate::guard::NotScored),
+    #[error(transparent)]
+    Model(#[from] crate::model::ModelError),
+    #[error(transparent)]
+    Train(#[from] crate::train::TrainError),
+    #[error(transparent)]
+    Write(#[from] crate::write::WriteError),
+    #[error("failed to assemble a shard's table: {0}")]
+    Arrow(#[from] arrow::error::ArrowError),
+    /// What was being done when `source` happened.
+    #[error("{context}")]
+    Context {
+        context: String,
+        #[source]
+        source: Box<ShardError>,
     },
 }
 
 impl ShardError {
+    /// Whether a health guard stopped the run (exit status 3).
+    pub fn stopped_by_guard(&self) -> bool {
+        match self {
+            ShardError::Guard(_) | ShardError::Train(crate::train::TrainError::Guard(_)) => true,
+            ShardError::Context { source, .. } => source.stopped_by_guard(),
+            _ => false,
+        }
+    }
+
+    /// `e`, said to have happened while doing `context`.
+    fn context(context: String, e: impl Into<ShardError>) -> ShardError {
+        ShardError::Context {
+            context,
+            source: Box::new(e.into()),
+        }
+    }
+
     fn partial(path: &Path, e: impl std::fmt::Display) -> ShardError {
         ShardError::Partial {
             path: path.display().to_string(),
             message: e.to_string(),
         }
     }
+}
+
+fn no_shard() -> ShardError {
+    ShardError::NoShard
 }
 
 /// How a run is split: shard count and where partials go.
@@ -397,7 +462,7 @@ impl TableOut {
         partials: Vec<PathBuf>,
         shards: u32,
         outputs: &mut OutputSet,
-    ) -> anyhow::Result<()> {
+    ) -> Result<(), ShardError> {
         match self {
             TableOut::File(path) => {
                 let mut merge = CanonicalMerge::open(partials)?;
@@ -483,6 +548,83 @@ fn gather(gathered: &mut Option<Gathered>, inputs: &Inputs, table: &FeatureTable
     }
 }
 
+/// What a training run by shard, or on a sample, produced.
+pub struct ShardedTraining {
+    pub artifact: crate::train::artifact::ModelArtifact,
+    pub guards: crate::guard::GuardReport,
+    /// The inputs as the manifest describes them, over every shard.
+    pub inputs: serde_json::Value,
+}
+
+/// Draws the hash sample of `n` subscribers ([`SmallestHashes`]: the `n` smallest of
+/// Spark's `xxhash64(subscriber_id)`), reading the subscriber table's id column alone.
+pub fn draw_sample(spec: &InputSpec, n: u64) -> Result<SampleSummary, ShardError> {
+    let mut smallest = SmallestHashes::new(n);
+    crate::load::subscribers::for_each_id_hash(&spec.subscribers, &spec.subscriber_columns, |h| {
+        smallest.add(h)
+    })?;
+    let max_hash = smallest.max_hash().ok_or_else(|| ShardError::EmptySample {
+        path: spec.subscribers.display().to_string(),
+    })?;
+    Ok(SampleSummary {
+        asked: n,
+        sampled: smallest.len() as u64,
+        of: smallest.seen,
+        max_hash,
+    })
+}
+
+/// `train --shards K` / `--sample N`: every snapshot training needs, built shard by
+/// shard (each shard's in one scan of its subscribers' events, only the sampled
+/// subscribers with a sample), joined in canonical order, then fit as in one piece:
+/// the same model, byte for byte, for any K.
+pub fn train(
+    spec: &InputSpec,
+    strict: bool,
+    params: &crate::train::TrainParams,
+    shards: u32,
+    sample: Option<u64>,
+    console: &crate::console::Console,
+) -> Result<ShardedTraining, ShardError> {
+    let mut sample = sample.map(|n| draw_sample(spec, n)).transpose()?;
+    let max_hash = sample.map(|s| s.max_hash);
+    let mut parts = Vec::new();
+    let mut gathered = None;
+    let mut taxonomy = None;
+    for shard in Shard::each(shards) {
+        let shard = shard.sampled(max_hash);
+        say_shard(console, shard);
+        let inputs = super::load_inputs_shard(spec, strict && shard.index == 0, shard, console)?;
+        let built = TrainingSnapshots::build(&inputs, params, shard, console)?;
+        gather(&mut gathered, &inputs, built.anchor()?);
+        taxonomy.get_or_insert(inputs.taxonomy);
+        parts.push(built);
+    }
+    let (Some(gathered), Some(taxonomy)) = (gathered, taxonomy) else {
+        return Err(ShardError::NoShard);
+    };
+    if let Some(s) = &mut sample {
+        s.sampled = gathered.subscribers as u64;
+    }
+    let snapshots = TrainingSnapshots::join_shards(parts)?.with_sample(sample);
+    let (artifact, guards) = crate::train::train_on(&snapshots, &taxonomy, params, console)?;
+    Ok(ShardedTraining {
+        artifact,
+        guards,
+        inputs: gathered.describe(),
+    })
+}
+
+/// Says which shard starts.
+fn say_shard(console: &crate::console::Console, shard: Shard) {
+    console.say(format!(
+        "{:>12}  shard {} of {}",
+        "shard",
+        shard.index + 1,
+        shard.count
+    ));
+}
+
 /// Loads one shard's inputs, builds its feature table and adds both to `gathered`.
 fn shard_features(
     spec: &InputSpec,
@@ -491,13 +633,8 @@ fn shard_features(
     params: FeatureParams,
     gathered: &mut Option<Gathered>,
     console: &crate::console::Console,
-) -> anyhow::Result<FeatureTable> {
-    console.say(format!(
-        "{:>12}  shard {} of {}",
-        "shard",
-        shard.index + 1,
-        shard.count
-    ));
+) -> Result<FeatureTable, ShardError> {
+    say_shard(console, shard);
     // the --strict check reads every event's touchpoint: once, with the first shard
     let inputs = super::load_inputs_shard(spec, strict && shard.index == 0, shard, console)?;
     let table = crate::features::build_logged_shard(&inputs, params, shard, console)?;
@@ -517,7 +654,7 @@ pub fn features(
     guards: &crate::guard::GuardSettings,
     outputs: &mut OutputSet,
     console: &crate::console::Console,
-) -> anyhow::Result<(Gathered, crate::guard::GuardReport, usize)> {
+) -> Result<(Gathered, crate::guard::GuardReport, usize), ShardError> {
     let scratch = Scratch::create(table_path(out), plan.scratch.as_deref())?;
     let mut gathered = None;
     let mut partials = Vec::new();
@@ -529,7 +666,7 @@ pub fn features(
         columns = table.batch.num_columns();
         partials.push(path);
     }
-    let gathered = gathered.ok_or_else(|| anyhow::anyhow!("no shard was run"))?;
+    let gathered = gathered.ok_or_else(no_shard)?;
     let report = crate::guard::judge(&gathered.snapshot, guards, None).enforce()?;
     out.stage(partials, plan.shards, outputs)?;
     drop(scratch);
@@ -601,7 +738,7 @@ pub fn score(
     out: &TableOut,
     outputs: &mut OutputSet,
     console: &crate::console::Console,
-) -> anyhow::Result<ShardedScore> {
+) -> Result<ShardedScore, ShardError> {
     let scratch = Scratch::create(table_path(out), plan.scratch.as_deref())?;
     let features = FeatureParams {
         as_of,
@@ -616,8 +753,10 @@ pub fn score(
         let table = shard_features(spec, strict, shard, features, &mut gathered, console)?;
         let kernel =
             Kernel::run(&table.batch, table.positions.clone(), artifact, params).map_err(|e| {
-                anyhow::anyhow!(e)
-                    .context(format!("scoring with model `{}`", artifact.model_version))
+                ShardError::context(
+                    format!("scoring with model `{}`", artifact.model_version),
+                    e,
+                )
             })?;
         parts.push(PopulationPart::of(
             &kernel,
@@ -646,7 +785,7 @@ pub fn score(
         write_partial(&path, &kernel.positions, &batch)?;
         partials.push(path);
     }
-    let gathered = gathered.ok_or_else(|| anyhow::anyhow!("no shard was run"))?;
+    let gathered = gathered.ok_or_else(no_shard)?;
     let report =
         crate::guard::judge(&gathered.snapshot, guards, previous.map(|p| p.1)).enforce()?;
     report.warnings().iter().for_each(|w| console.say(w));
@@ -677,6 +816,7 @@ pub fn score(
             Shard {
                 index: k as u32,
                 count: plan.shards,
+                max_hash: None,
             },
         );
         write_partial(&path, &kernel.positions, &done.batch)?;
@@ -702,97 +842,6 @@ pub fn score(
         guards: report,
         summary,
         movement,
-    })
-}
-
-/// `churnseg score`: with a plan, [`super::job::score_to_file`] shard by shard — the
-/// scored table (one file, or part files and `_SUCCESS`) and its manifest, together;
-/// without one, that function itself (in memory).
-#[allow(clippy::too_many_arguments)]
-pub fn score_to_file(
-    spec: &InputSpec,
-    strict: bool,
-    artifact: &crate::train::artifact::ModelArtifact,
-    as_of: crate::asof::AsOf,
-    params: &ScoreParams,
-    previous: Option<&Path>,
-    guards: &crate::guard::GuardSettings,
-    plan: Option<&ShardPlan>,
-    out: &Path,
-    console: &crate::console::Console,
-) -> anyhow::Result<super::job::ScoreOutcome> {
-    use anyhow::Context;
-    let Some(plan) = plan else {
-        return Ok(super::job::score_to_file(
-            spec, strict, artifact, as_of, params, previous, guards, out, console,
-        )?);
-    };
-    let table = TableOut::of(out);
-    let manifest_path = table.manifest();
-    let mut declared = table.files(plan.shards);
-    declared.push(manifest_path.clone());
-    let declared_refs: Vec<&Path> = declared.iter().map(PathBuf::as_path).collect();
-    let mut outputs = OutputSet::begin("score", &declared_refs)?;
-    super::say_notes(console, &outputs);
-    let mut timings = crate::manifest::StageTimings::default();
-    let previous = previous
-        .map(|p| {
-            let batch = crate::load::read_scored(p)
-                .with_context(|| format!("reading the previous scored file {}", p.display()))?;
-            let run = crate::guard::PreviousRun::from_scored(p, &batch, None)?;
-            anyhow::Ok((batch, run))
-        })
-        .transpose()?;
-    let scored = timings.time("score", || {
-        score(
-            spec,
-            strict,
-            artifact,
-            as_of,
-            params,
-            previous.as_ref().map(|(b, r)| (b, r)),
-            guards,
-            plan,
-            &table,
-            &mut outputs,
-            console,
-        )
-    })?;
-    let written = vec![out.to_path_buf(), manifest_path.clone()];
-    let mut manifest = crate::manifest::RunManifest::new("score");
-    manifest.set("inputs", scored.gathered.describe());
-    manifest.set("as_of", as_of);
-    manifest.set("shards", plan.shards);
-    manifest.set("events", &scored.gathered.events);
-    manifest.set("model_version", &artifact.model_version);
-    manifest.set("model_sha256", &artifact.sha256);
-    manifest.set("model_metrics", &artifact.metrics);
-    manifest.set("score_params", params);
-    manifest.set("scored", &scored.summary);
-    manifest.set("movement", &scored.movement);
-    manifest.set("guards", &scored.guards);
-    super::set_recovered(&mut manifest, &outputs);
-    manifest.finish(&timings);
-    manifest.set(
-        "outputs",
-        written
-            .iter()
-            .map(|p| p.display().to_string())
-            .collect::<Vec<_>>(),
-    );
-    outputs.stage_bytes(&manifest_path, &manifest.to_bytes()?)?;
-    outputs.commit()?;
-    Ok(super::job::ScoreOutcome {
-        subscribers: scored.gathered.subscribers,
-        events: scored.gathered.events,
-        summary: scored.summary,
-        timings,
-        model_version: artifact.model_version.clone(),
-        outputs: written,
-        movement: scored.movement,
-        // the scored rows are on disk only: a sharded run never holds them all
-        scored: RecordBatch::new_empty(Arc::new(Schema::empty())),
-        guards: scored.guards,
     })
 }
 
@@ -842,6 +891,7 @@ pub struct MemoryEstimate {
     pub fixed: u64,
     pub per_subscriber: u64,
     pub output: u64,
+    pub written: TableKind,
 }
 
 /// Which table a run writes, for the size of its output row group.
@@ -849,6 +899,12 @@ pub struct MemoryEstimate {
 pub enum TableKind {
     Features,
     Scores,
+    /// A model (`train`): no table is written, but the feature table of every one of
+    /// `snapshots` planned dates ([`crate::train::planned_dates`]) is held whole for the
+    /// fits, and a shard's pass keeps one table of accumulators per date.
+    Model {
+        snapshots: u64,
+    },
 }
 
 impl MemoryEstimate {
@@ -862,7 +918,11 @@ impl MemoryEstimate {
         written: TableKind,
     ) -> Self {
         let feature_columns = 90 + 3 * touchpoints + pass_through;
-        let accumulators = threads
+        let tables = match written {
+            TableKind::Model { snapshots } => snapshots.max(1),
+            _ => threads,
+        };
+        let accumulators = tables
             * (std::mem::size_of::<crate::features::accumulate::Accumulator>() as u64
                 + 20 * touchpoints);
         let per_subscriber =
@@ -870,17 +930,35 @@ impl MemoryEstimate {
         let row_bytes = match written {
             TableKind::Features => 16 * feature_columns,
             TableKind::Scores => 700,
+            TableKind::Model { .. } => 0,
+        };
+        // training holds every snapshot's features whole, and a stack of up to three
+        // being fit beside its binned copy
+        let held = match written {
+            TableKind::Model { snapshots } => subscribers * 8 * feature_columns * (snapshots + 4),
+            _ => 0,
         };
         MemoryEstimate {
             subscribers,
-            fixed: 64 * subscribers + 160 * (1 << 20),
+            fixed: 64 * subscribers + 160 * (1 << 20) + held,
             per_subscriber,
             output: subscribers.min(ROW_GROUP_ROWS as u64) * row_bytes,
+            written,
         }
     }
 
     /// Reads the sizes of `spec`'s inputs (Parquet metadata only).
-    pub fn of_inputs(spec: &InputSpec, written: TableKind) -> anyhow::Result<MemoryEstimate> {
+    pub fn of_inputs(spec: &InputSpec, written: TableKind) -> Result<MemoryEstimate, ShardError> {
+        MemoryEstimate::of_sample(spec, written, None)
+    }
+
+    /// [`MemoryEstimate::of_inputs`] of a run on a sample of at most `sample`
+    /// subscribers (`train --sample N`).
+    pub fn of_sample(
+        spec: &InputSpec,
+        written: TableKind,
+        sample: Option<u64>,
+    ) -> Result<MemoryEstimate, ShardError> {
         let source = crate::load::ParquetSource::resolve(&spec.subscribers)?;
         let mut rows = 0u64;
         let mut columns = 0u64;
@@ -891,7 +969,7 @@ impl MemoryEstimate {
         }
         let taxonomy = crate::taxonomy::Taxonomy::load(spec.taxonomy.as_deref())?;
         Ok(MemoryEstimate::new(
-            rows,
+            sample.map_or(rows, |n| n.min(rows)),
             columns.saturating_sub(5),
             taxonomy.len() as u64,
             rayon::current_num_threads() as u64,
@@ -908,6 +986,12 @@ impl MemoryEstimate {
                 budget: human(budget),
                 rows: self.subscribers,
                 needed: human(needed),
+                what: match self.written {
+                    TableKind::Model { .. } => {
+                        "the feature tables of every snapshot, which training holds whole: train on a sample with --sample N"
+                    }
+                    _ => "the population's columns and one output row group",
+                },
             });
         }
         let per_shard = budget - self.fixed;

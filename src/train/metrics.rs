@@ -83,6 +83,9 @@ pub struct TrainMetrics {
     pub snapshots: usize,
     /// False when `as_of + horizon` is after the newest data, so some labels may be unseen.
     pub labels_fully_observed: bool,
+    /// With `train --sample N`: the subscribers kept of those read, and the hash cut.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sample: Option<super::snapshots::SampleSummary>,
     pub value_segments: ValueModelReport,
     pub whale: crate::segment::WhaleCurve,
 }

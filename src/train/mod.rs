@@ -28,20 +28,20 @@ use crate::model::{CandidateFit, ChurnMetrics, ChurnModel, ChurnParams};
 use crate::progress::Progress;
 use crate::segment::forecast::ValueModel;
 use crate::segment::touchpoints::RetentionTable;
+use crate::shard::Shard;
 use artifact::{ModelArtifact, TrainingWindow};
 pub use metrics::{BacktestPoint, CandidateMetrics, CurvePoint, TrainMetrics, Validation};
 use params::model_params;
 pub use params::{CandidateChoice, DEFAULT_TOUCHPOINT_WINDOWS, TrainError, TrainParams};
-use snapshots::{
-    FULL_HISTORY_DAYS, MIN_CLASS_ROWS, Snapshots, enough_of_both, newest_day, stacked_batch,
-    stacked_labels,
-};
+use snapshots::{FULL_HISTORY_DAYS, MIN_CLASS_ROWS, enough_of_both, stacked_batch, stacked_labels};
+pub use snapshots::{SampleSummary, TrainingSnapshots, planned_dates};
 use validation::{
     backtest, backtest_line, cross_validate, judge, validation_candidate, validation_scope,
 };
 
 /// Trains the churn and value-segment models; returns them with the health guards'
 /// report on the `as_of` snapshot (a guard that fails and is not allowed stops training).
+/// Every snapshot comes from one scan of the events ([`TrainingSnapshots::build`]).
 pub fn train(
     inputs: &Inputs,
     params: &TrainParams,
@@ -51,38 +51,46 @@ pub fn train(
         return Err(TrainError::NoChurnColumn);
     }
     params.check()?;
+    let snapshots = TrainingSnapshots::build(inputs, params, Shard::ALL, progress)?;
+    train_on(&snapshots, &inputs.taxonomy, params, progress)
+}
+
+/// [`train`] on snapshots already built (in one piece, or shard by shard and joined).
+pub fn train_on(
+    snapshots: &TrainingSnapshots,
+    taxonomy: &crate::taxonomy::Taxonomy,
+    params: &TrainParams,
+    progress: &dyn Progress,
+) -> Result<(ModelArtifact, crate::guard::GuardReport), TrainError> {
+    params.check()?;
     let h = params.horizon_days as i32;
-    let mut snapshots = Snapshots::new(inputs, params, progress);
     let current = snapshots.get(params.as_of)?;
-    let guards = crate::guard::check(inputs, &current.table, &params.guards, None).enforce()?;
+    let guards = crate::guard::judge(&snapshots.guard, &params.guards, None).enforce()?;
     guards.warnings().iter().for_each(|w| progress.say(w));
-    snapshots.history_start = current
-        .table
-        .events
-        .oldest_ts
-        .map(|ts| ts.div_euclid(crate::asof::MICROS_PER_DAY) as i32);
     if current.table.batch.num_rows() == 0 {
         return Err(TrainError::NoActive {
             as_of: params.as_of,
         });
     }
-    let newest = newest_day(inputs, &current.table);
-    let labels_fully_observed = newest.is_some_and(|d| d >= params.as_of.days() + h - 1);
+    let labels_fully_observed = snapshots
+        .newest_day
+        .is_some_and(|d| d >= params.as_of.days() + h - 1);
     if !labels_fully_observed {
         progress.say(&format!(
             "warning: the data ends before {} + {} days; churn after its end cannot be seen in the labels",
             params.as_of, params.horizon_days
         ));
     }
-    let settings = model_params(params, &inputs.taxonomy);
+    let settings = model_params(params, taxonomy);
     let churn_params = settings.check()?;
 
     // Out-of-time when an earlier snapshot has enough of both classes and the full
     // feature history before it; else a repeated stratified k-fold of `as_of`.
     let earlier_as_of = params.as_of.plus_days(-h);
-    let earlier = match &inputs.interactions {
-        Some(_) => Some(snapshots.get(earlier_as_of)?),
-        None => None,
+    let earlier = if snapshots.has_interactions {
+        Some(snapshots.get(earlier_as_of)?)
+    } else {
+        None
     };
     let history_ok = snapshots.complete(earlier_as_of);
     let oot_possible = history_ok && earlier.as_ref().is_some_and(|e| enough_of_both(&e.labels));
@@ -93,7 +101,7 @@ pub fn train(
     }
     .check()?;
     let mut validation = if oot_possible {
-        let fit = snapshots.stacked(earlier_as_of)?;
+        let fit = snapshots.stacked(earlier_as_of, params)?;
         let candidates = CandidateFit::fit(
             &stacked_batch(&fit)?,
             &stacked_labels(&fit),
@@ -113,7 +121,7 @@ pub fn train(
             params.candidate,
         )?
     } else {
-        let note = if inputs.interactions.is_none() {
+        let note = if !snapshots.has_interactions {
             "no interactions: subscriber attributes are known only as they are now, so no earlier snapshot can be rebuilt"
                 .to_string()
         } else if !history_ok {
@@ -160,7 +168,7 @@ pub fn train(
         ..settings.clone()
     };
     // Without interactions there is no history before `as_of`: only it is stacked.
-    let fit = snapshots.stacked(params.as_of)?;
+    let fit = snapshots.stacked(params.as_of, params)?;
     let (stack, labels, stacked) = (stacked_batch(&fit)?, stacked_labels(&fit), fit.len());
     let (churn, in_sample) = ChurnModel::fit_in_sample(&stack, &labels, &final_params.check()?)?;
     step.finish(format!(
@@ -184,7 +192,7 @@ pub fn train(
         in_sample.roc_auc, validation.method, validation.churn.roc_auc
     ));
     let step = progress.step(0, "touchpoints", "");
-    let touchpoints = if inputs.interactions.is_some() {
+    let touchpoints = if snapshots.has_interactions {
         RetentionTable::learn(fit.iter().filter_map(|s| {
             let usage = s.table.touchpoint_use.as_ref()?;
             Some((usage, &s.labels[..]))
@@ -213,6 +221,7 @@ pub fn train(
         positives: labels.iter().filter(|&&l| l).count(),
         snapshots: stacked,
         labels_fully_observed,
+        sample: snapshots.sample,
         value_segments,
         whale,
     };

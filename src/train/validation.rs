@@ -4,7 +4,7 @@
 use arrow::array::RecordBatch;
 
 use super::params::{TrainError, TrainParams};
-use super::snapshots::{Snapshots, enough_of_both, stacked_batch, stacked_labels};
+use super::snapshots::{TrainingSnapshots, enough_of_both, stacked_batch, stacked_labels};
 use crate::asof::AsOf;
 use crate::model::sample::{stratified_folds, stratified_split, take_rows};
 use crate::model::{
@@ -42,7 +42,7 @@ fn curve(
 /// newest is the main validation, already done. Older ones are left out when the model
 /// judged on them would be fit on an incomplete history or on too few churners.
 pub(super) fn backtest(
-    snapshots: &Snapshots,
+    snapshots: &TrainingSnapshots,
     params: &TrainParams,
     churn: &crate::model::ValidChurnParams,
     chosen: CandidateKind,
@@ -65,7 +65,7 @@ pub(super) fn backtest(
             break;
         }
         let target = snapshots.get(judged)?;
-        let fit = snapshots.stacked(fit_as_of)?;
+        let fit = snapshots.stacked(fit_as_of, params)?;
         let labels = stacked_labels(&fit);
         if !enough_of_both(&labels) || !enough_of_both(&target.labels) {
             continue;
