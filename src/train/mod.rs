@@ -222,7 +222,7 @@ pub fn train(
         validation_as_of: earlier_as_of,
         label_end: params.as_of.plus_days(h),
     };
-    let artifact = ModelArtifact::new(
+    let mut artifact = ModelArtifact::new(
         &params.name,
         window,
         params.extended,
@@ -231,5 +231,6 @@ pub fn train(
         touchpoints,
         metrics,
     )?;
+    artifact.custom_features = inputs.custom.defs.clone();
     Ok((artifact, guards))
 }
