@@ -410,16 +410,22 @@ fn first_line(text: &str) -> String {
 /// Whether `expr` is (or holds) an aggregation.
 pub fn aggregates(expr: &Expr) -> bool {
     expr.into_iter().any(|e| {
-        matches!(
-            e,
-            Expr::Agg(_)
-                | Expr::Len
-                | Expr::Function {
-                    function: FunctionExpr::NullCount,
-                    ..
-                }
-        )
+        !literal_list(e)
+            && matches!(
+                e,
+                Expr::Agg(_)
+                    | Expr::Len
+                    | Expr::Function {
+                        function: FunctionExpr::NullCount,
+                        ..
+                    }
+            )
     })
+}
+
+/// A list of literals (`x IN ('a', 'b')` becomes one): no aggregation of rows.
+fn literal_list(e: &Expr) -> bool {
+    matches!(e, Expr::Agg(AggExpr::Implode { input, .. }) if matches!(**input, Expr::Literal(_)))
 }
 
 /// What `expr` uses that custom features do not support, each as a sentence: anything
@@ -430,6 +436,7 @@ fn unsupported(expr: &Expr, from: CustomSource, field: &str) -> Vec<String> {
     let mut found = BTreeSet::new();
     for e in expr {
         let what = match e {
+            e if literal_list(e) => None,
             Expr::Agg(agg) => match agg {
                 AggExpr::Min { .. }
                 | AggExpr::Max { .. }
@@ -612,13 +619,18 @@ from = "subscribers"
 value = "monthly_revenue / (tenure_days + 1)"
 
 [[features.custom]]
+name = "calls_and_visits"
+where = "channel IN ('call_centre', 'store')"
+value = "count(*)"
+
+[[features.custom]]
 name = "distinct_reasons"
 value = "count(distinct reason) + count(*) * 0 + coalesce(max(satisfaction), 0)"
 "#;
         let custom = read(text);
         assert_eq!(custom.problems(&[]), vec![]);
         assert_eq!(custom.defs[0].default, Some(0.0));
-        let value = parse_sql(&custom.defs[2].value).unwrap();
+        let value = parse_sql(&custom.defs[3].value).unwrap();
         assert_eq!(columns(&value), vec!["reason", "satisfaction"]);
     }
 
