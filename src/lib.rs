@@ -4,6 +4,7 @@
 pub mod asof;
 pub mod cli;
 pub mod console;
+pub mod custom_features;
 pub mod features;
 pub mod generate;
 pub mod guard;

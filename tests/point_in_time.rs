@@ -1,7 +1,8 @@
 //! Point-in-time property (SPEC §3): adding, removing or changing events at or after
-//! `as_of` never changes a feature (the extended ones, per-touchpoint counts included).
-//! Also checks the fused pass against a direct, row-by-row reading of the SPEC §4
-//! definitions and of the per-touchpoint counts.
+//! `as_of` never changes a feature (the extended ones, per-touchpoint counts and the
+//! custom features computed with polars included). Also checks the fused pass against a
+//! direct, row-by-row reading of the SPEC §4 definitions and of the per-touchpoint
+//! counts, and the custom features against the same definitions computed by hand.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -11,6 +12,8 @@ use arrow::array::{
     TimestampMillisecondArray,
 };
 use churnseg::asof::{AsOf, MICROS_PER_DAY};
+use churnseg::console::Console;
+use churnseg::custom_features::{CustomFeatures, FeaturesSection};
 use churnseg::features::accumulate::TouchpointUse;
 use churnseg::features::{self, FeatureParams, column_f64};
 use churnseg::load::{InputSpec, Inputs};
@@ -161,23 +164,74 @@ fn feature_batch_with(
     let spec = InputSpec {
         subscribers: dir.join("subscribers.parquet"),
         interactions: Some(dir.join("interactions.parquet")),
+        custom: custom_features(),
         ..InputSpec::default()
     };
+    churnseg::features::custom::check(&spec).unwrap();
     let inputs = Inputs::load(&spec).unwrap();
-    let table = features::build(
-        &inputs.subscribers,
-        inputs.interactions.as_ref(),
-        &inputs.taxonomy,
+    let table = features::build_logged(
+        &inputs,
         FeatureParams {
             as_of,
             extended: true,
             touchpoint_use,
         },
-        &|_| {},
+        &Console::new(true),
     )
     .unwrap();
     let uses = table.touchpoint_use.map(|u| u.uses).unwrap_or_default();
     (table.batch, uses)
+}
+
+/// Custom features over every window and filter shape, and one of the subscriber table.
+const CUSTOM: &str = r#"
+[[features.custom]]
+name = "app_revenue_30d"
+window_days = 30
+where = "channel = 'app'"
+value = "sum(revenue)"
+default = 0
+
+[[features.custom]]
+name = "events_7d_custom"
+window_days = 7
+value = "count(*)"
+
+[[features.custom]]
+name = "satisfaction_mean_ever"
+value = "avg(satisfaction)"
+
+[[features.custom]]
+name = "low_satisfaction_share_90d"
+window_days = 90
+where = "satisfaction IS NOT NULL"
+value = "avg(CASE WHEN satisfaction <= 2 THEN 1.0 ELSE 0.0 END)"
+
+[[features.custom]]
+name = "channels_30d_custom"
+window_days = 30
+value = "count(DISTINCT channel)"
+
+[[features.custom]]
+name = "resolved_complaints_90d"
+window_days = 90
+where = "touchpoint = 'complaint_ticket' AND resolved"
+value = "count(*) + 0 * max(revenue)"
+default = -1
+
+[[features.custom]]
+name = "revenue_per_tenure_day"
+from = "subscribers"
+value = "monthly_revenue / (tenure_days + 1)"
+"#;
+
+fn custom_features() -> CustomFeatures {
+    #[derive(serde::Deserialize)]
+    struct File {
+        features: FeaturesSection,
+    }
+    let file: File = toml::from_str(CUSTOM).unwrap();
+    CustomFeatures::from_section(&file.features, "custom.toml", CUSTOM)
 }
 
 fn as_of() -> AsOf {
@@ -392,4 +446,103 @@ fn check_against_reference(batch: &RecordBatch, uses: &[TouchpointUse], events: 
         );
     }
     assert!(batch.column_by_name("plan").is_some_and(|c| c.len() == 9));
+    check_custom(batch, &ids, events);
+}
+
+/// The custom features of [`CUSTOM`], computed event by event with SQL's semantics: an
+/// aggregate over no rows is null (`count` 0), `default` when no event passes.
+fn check_custom(batch: &RecordBatch, ids: &Int64Array, events: &[Event]) {
+    let names: Vec<String> = batch
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    let n = names.len();
+    assert_eq!(
+        names[n - 7..].to_vec(),
+        [
+            "app_revenue_30d",
+            "events_7d_custom",
+            "satisfaction_mean_ever",
+            "low_satisfaction_share_90d",
+            "channels_30d_custom",
+            "resolved_complaints_90d",
+            "revenue_per_tenure_day"
+        ],
+        "custom features come last, in definition order"
+    );
+    let as_of_us = as_of().micros();
+    let close = |a: Option<f64>, b: Option<f64>| match (a, b) {
+        (Some(a), Some(b)) => (a - b).abs() <= 1e-9 * (1.0 + b.abs()),
+        (a, b) => a == b,
+    };
+    for (row, id) in ids.values().iter().enumerate() {
+        let age = |e: &Event| (as_of_us - e.ts_ms * 1000) as f64 / MICROS_PER_DAY as f64;
+        let mine: Vec<&Event> = events
+            .iter()
+            .filter(|e| e.sub == *id && e.ts_ms * 1000 < as_of_us)
+            .collect();
+        let within = |w: f64| mine.iter().copied().filter(move |e| age(e) <= w);
+        let sum = |v: Vec<f64>| (!v.is_empty()).then(|| v.iter().sum::<f64>());
+        let mean = |v: Vec<f64>| (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64);
+        let app: Vec<&Event> = within(30.0)
+            .filter(|e| CHANNELS[e.ch] == Some("app"))
+            .collect();
+        let app_revenue = if app.is_empty() {
+            Some(0.0)
+        } else {
+            sum(app.iter().filter_map(|e| e.revenue).collect())
+        };
+        let in7 = within(7.0).count();
+        let rated: Vec<f64> = within(90.0).filter_map(|e| e.satisfaction).collect();
+        let low_share = mean(
+            rated
+                .iter()
+                .map(|&s| if s <= 2.0 { 1.0 } else { 0.0 })
+                .collect(),
+        );
+        let in30: Vec<&Event> = within(30.0).collect();
+        let mut channels: Vec<&str> = in30.iter().filter_map(|e| CHANNELS[e.ch]).collect();
+        channels.sort();
+        channels.dedup();
+        let resolved = within(90.0)
+            .filter(|e| TOUCHPOINTS[e.tp] == "complaint_ticket" && e.resolved == Some(true))
+            .collect::<Vec<_>>();
+        let resolved_count = if resolved.is_empty() {
+            Some(-1.0)
+        } else {
+            // `0 * max(revenue)` is null when no passing event has a revenue
+            resolved
+                .iter()
+                .any(|e| e.revenue.is_some())
+                .then_some(resolved.len() as f64)
+        };
+        let tenure = (20_500 - (20_000 - 40 * *id as i32)) as f64;
+        let want = [
+            ("app_revenue_30d", app_revenue),
+            ("events_7d_custom", (in7 > 0).then_some(in7 as f64)),
+            (
+                "satisfaction_mean_ever",
+                mean(mine.iter().filter_map(|e| e.satisfaction).collect()),
+            ),
+            ("low_satisfaction_share_90d", low_share),
+            (
+                "channels_30d_custom",
+                (!in30.is_empty()).then_some(channels.len() as f64),
+            ),
+            ("resolved_complaints_90d", resolved_count),
+            (
+                "revenue_per_tenure_day",
+                Some((10.0 + *id as f64) / (tenure + 1.0)),
+            ),
+        ];
+        for (name, want) in want {
+            let got = column_f64(batch, name)[row];
+            assert!(
+                close(got, want),
+                "{name} of {id}: got {got:?}, want {want:?}"
+            );
+        }
+    }
 }

@@ -45,6 +45,27 @@ impl InputArgs {
     }
 }
 
+/// Custom features of a data command (see the README, "Custom features").
+#[derive(Debug, Clone, Args)]
+pub struct CustomArgs {
+    /// Custom features: a TOML file of `[[features.custom]]` tables (window, SQL filter,
+    /// SQL aggregate, default), computed with polars after the core features.
+    #[arg(long, value_name = "FILE.toml")]
+    pub custom: Option<PathBuf>,
+}
+
+impl CustomArgs {
+    /// The definitions of `--custom` (none without it).
+    pub fn features(
+        &self,
+    ) -> Result<crate::custom_features::CustomFeatures, crate::custom_features::CustomError> {
+        match &self.custom {
+            Some(path) => crate::custom_features::CustomFeatures::load(path),
+            None => Ok(Default::default()),
+        }
+    }
+}
+
 /// The health guards of a data command (see the README, "Health guards"): which may fail
 /// without stopping the run, and their thresholds.
 #[derive(Debug, Clone, Args)]

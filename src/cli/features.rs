@@ -6,10 +6,11 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::Args;
 
-use super::args::{GuardArgs, InputArgs, ShardArgs, parse_as_of};
+use super::args::{CustomArgs, GuardArgs, InputArgs, ShardArgs, parse_as_of};
 use crate::asof::AsOf;
 use crate::console::{Console, human_bytes};
 use crate::features::{FeatureParams, FeatureTable};
+use crate::load::InputSpec;
 use crate::manifest::{RunManifest, StageTimings, manifest_path_for, peak_memory_bytes};
 use crate::pipeline::sharded::{self, ShardPlan, TableOut};
 use crate::pipeline::{self, CommandName};
@@ -23,6 +24,8 @@ pub struct FeaturesArgs {
     pub guards: GuardArgs,
     #[command(flatten)]
     pub shards: ShardArgs,
+    #[command(flatten)]
+    pub custom: CustomArgs,
     /// Snapshot date: features use only events before the start of this day (UTC).
     #[arg(long, value_parser = parse_as_of)]
     pub as_of: AsOf,
@@ -52,7 +55,10 @@ pub fn run(args: FeaturesArgs, console: Console) -> anyhow::Result<()> {
     let mut outputs = OutputSet::begin("features", &[&args.out, &manifest_path])?;
     pipeline::say_notes(&console, &outputs);
     let mut timings = StageTimings::default();
-    let spec = args.inputs.spec();
+    let spec = InputSpec {
+        custom: args.custom.features()?,
+        ..args.inputs.spec()
+    };
     let inputs = timings.time("load", || {
         pipeline::load_inputs(&spec, args.inputs.strict, &console)
     })?;
@@ -146,7 +152,10 @@ fn run_sharded(
     let mut outputs = OutputSet::begin("features", &declared)?;
     pipeline::say_notes(&console, &outputs);
     let mut timings = StageTimings::default();
-    let spec = args.inputs.spec();
+    let spec = InputSpec {
+        custom: args.custom.features()?,
+        ..args.inputs.spec()
+    };
     let params = FeatureParams {
         as_of: args.as_of,
         extended: args.extended,

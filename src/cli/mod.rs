@@ -107,6 +107,11 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             ));
         }
         let threads = threads.clamp(1, limit);
+        // polars (custom features) sizes its own pool from this variable, at first use
+        if std::env::var_os("POLARS_MAX_THREADS").is_none() {
+            // SAFETY: set before any other thread of this process is started
+            unsafe { std::env::set_var("POLARS_MAX_THREADS", threads.to_string()) };
+        }
         rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .build_global()

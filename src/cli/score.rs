@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use clap::Args;
 
-use super::args::{GuardArgs, InputArgs, ShardArgs, parse_as_of};
+use super::args::{CustomArgs, GuardArgs, InputArgs, ShardArgs, parse_as_of};
 use crate::asof::AsOf;
 use crate::console::Console;
 use crate::pipeline::{self, CommandName};
@@ -20,6 +20,10 @@ pub struct ScoreArgs {
     pub guards: GuardArgs,
     #[command(flatten)]
     pub shards: ShardArgs,
+    // custom features: the model computes those it was trained with; a `--custom` file
+    // must define exactly these (a changed or missing definition is a schema mismatch)
+    #[command(flatten)]
+    pub custom: CustomArgs,
     /// Snapshot date to score.
     #[arg(long, value_parser = parse_as_of)]
     pub as_of: AsOf,
@@ -55,7 +59,18 @@ pub struct ScoreArgs {
 pub fn run(args: ScoreArgs, console: Console) -> anyhow::Result<()> {
     let start = Instant::now();
     let artifact = ModelArtifact::load(&args.model)?;
-    let spec = args.inputs.spec();
+    if args.custom.custom.is_some() {
+        args.custom
+            .features()?
+            .check_model(&artifact.custom_features, &artifact.model_version)?;
+    }
+    let spec = crate::load::InputSpec {
+        custom: crate::custom_features::CustomFeatures::from_model(
+            &artifact.custom_features,
+            &artifact.model_version,
+        ),
+        ..args.inputs.spec()
+    };
     let params = ScoreParams {
         high_risk_deciles: args.high_risk_deciles,
         max_touchpoints: args.max_touchpoints as usize,

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use clap::Args;
 
-use super::args::{GuardArgs, InputArgs, ShardCountArgs, parse_as_of};
+use super::args::{CustomArgs, GuardArgs, InputArgs, ShardCountArgs, parse_as_of};
 use crate::asof::AsOf;
 use crate::console::{Console, human_bytes};
 use crate::manifest::{StageTimings, peak_memory_bytes};
@@ -23,6 +23,8 @@ pub struct TrainArgs {
     pub inputs: InputArgs,
     #[command(flatten)]
     pub guards: GuardArgs,
+    #[command(flatten)]
+    pub custom: CustomArgs,
     /// Snapshot of the final model; labels are churn in [as_of, as_of + horizon).
     #[arg(long, value_parser = parse_as_of)]
     pub as_of: AsOf,
@@ -85,7 +87,10 @@ pub fn run(args: TrainArgs, console: Console) -> anyhow::Result<()> {
     let mut outputs = OutputSet::begin("train", &[&model_path, &metrics_path, &manifest_path])?;
     pipeline::say_notes(&console, &outputs);
     let mut timings = StageTimings::default();
-    let spec = args.inputs.spec();
+    let spec = crate::load::InputSpec {
+        custom: args.custom.features()?,
+        ..args.inputs.spec()
+    };
     let dates = planned_dates(&params, spec.interactions.is_some()).len() as u64;
     let shards = args.shards.count(|| {
         MemoryEstimate::of_sample(&spec, TableKind::Model { snapshots: dates }, args.sample)

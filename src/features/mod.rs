@@ -13,10 +13,12 @@
 //! so that a model sees what the taxonomy groups into one category, stage or kind. They
 //! are grouped by window, like the core counts: every touchpoint's 7-day count in
 //! [`Taxonomy::iter`] order (by name), then the 30-day ones, then the 90-day ones.
-//! Touchpoints missing from the taxonomy (`other`) get no column.
+//! Touchpoints missing from the taxonomy (`other`) get no column. The custom features
+//! the inputs define ([`custom`], evaluated with polars) come last, in definition order.
 
 pub mod accumulate;
 pub mod codes;
+pub mod custom;
 
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -225,6 +227,8 @@ pub enum FeatureError {
         names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
     )]
     ReservedColumns { path: String, names: Vec<String> },
+    #[error(transparent)]
+    Custom(#[from] crate::custom_features::CustomError),
 }
 
 /// Subscriber columns whose names the feature table already uses: `subscriber_id` and
@@ -839,7 +843,7 @@ pub fn build_snapshots_logged(
 ) -> Result<Vec<FeatureTable>, FeatureError> {
     let total = inputs.interactions.as_ref().map_or(0, |i| i.rows);
     let step = progress.step(total, "features", "events");
-    let tables = build_snapshots_shard(
+    let mut tables = build_snapshots_shard(
         &inputs.subscribers,
         inputs.interactions.as_ref(),
         &inputs.taxonomy,
@@ -863,5 +867,17 @@ pub fn build_snapshots_logged(
         }
         _ => line,
     });
+    if !inputs.custom.is_empty() {
+        let step = progress.step(0, "custom", "");
+        for table in &mut tables {
+            custom::append(table, inputs, shard)?;
+        }
+        step.finish(format!(
+            "{} custom feature(s) with polars at {} date(s): {}",
+            inputs.custom.defs.len(),
+            tables.len(),
+            inputs.custom.names().join(", ")
+        ));
+    }
     Ok(tables)
 }

@@ -20,6 +20,7 @@ pub use subscribers::{IdIndex, Subscribers};
 
 use std::path::{Path, PathBuf};
 
+use crate::custom_features::CustomFeatures;
 use crate::shard::Shard;
 use crate::taxonomy::{Taxonomy, TaxonomyError};
 pub use interactions::InteractionColumns;
@@ -33,6 +34,8 @@ pub struct InputSpec {
     pub taxonomy: Option<PathBuf>,
     pub subscriber_columns: SubscriberColumns,
     pub interaction_columns: InteractionColumns,
+    /// Custom feature definitions (`[[features.custom]]`, `--custom`). Default: none.
+    pub custom: CustomFeatures,
 }
 
 /// All inputs, loaded and checked.
@@ -41,6 +44,12 @@ pub struct Inputs {
     pub interactions: Option<Interactions>,
     pub taxonomy: Taxonomy,
     pub taxonomy_source: String,
+    /// The custom features to compute (from [`InputSpec::custom`]).
+    pub custom: CustomFeatures,
+    /// The subscriber files and column names, which `from = "subscribers"` custom
+    /// features read again (empty without such features).
+    pub subscriber_files: Vec<PathBuf>,
+    pub subscriber_columns: SubscriberColumns,
 }
 
 /// Why the inputs could not be loaded: every problem found, across all files.
@@ -100,6 +109,15 @@ impl Inputs {
                         .taxonomy
                         .as_ref()
                         .map_or("shipped".into(), |p| p.display().to_string()),
+                    custom: spec.custom.clone(),
+                    subscriber_files: if spec.custom.is_empty() {
+                        Vec::new()
+                    } else {
+                        ParquetSource::resolve(&spec.subscribers)
+                            .map(|s| s.files)
+                            .unwrap_or_default()
+                    },
+                    subscriber_columns: spec.subscriber_columns.clone(),
                 })
             }
             _ => Err(InputErrors(errors)),
@@ -125,6 +143,9 @@ impl Inputs {
                 "files": i.source.files.len(),
                 "rows": i.rows,
             });
+        }
+        if !self.custom.is_empty() {
+            v["custom_features"] = serde_json::json!(self.custom.defs);
         }
         v
     }

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::asof::AsOf;
+use crate::custom_features::{CustomFeatures, FeaturesSection};
 use crate::guard::GuardSettings;
 use crate::model::ChurnParams;
 use crate::score::ScoreParams;
@@ -43,6 +44,13 @@ pub struct PipelineConfig {
     /// The report (currency). Default: no currency symbol.
     #[serde(default)]
     pub report: ReportConfig,
+    /// Custom features (`[[features.custom]]`, see [`crate::custom_features`]). Default:
+    /// none.
+    #[serde(default, skip_serializing_if = "FeaturesSection::is_empty")]
+    pub features: FeaturesSection,
+    /// The custom features with the config file's lines (set by [`PipelineConfig::load`]).
+    #[serde(skip)]
+    pub custom: CustomFeatures,
 }
 
 /// Where the inputs are.
@@ -285,11 +293,20 @@ impl PipelineConfig {
         if config.name.is_none() {
             config.name = path.file_stem().map(|s| s.to_string_lossy().into_owned());
         }
+        config.custom = CustomFeatures::from_section(&config.features, &shown, &text);
         let mut problems = config.check().err().unwrap_or_default();
         problems.extend(missing_excluded(
             &config.inputs.subscribers,
             &config.inputs.exclude_columns,
         ));
+        // every problem of the custom features, against the input files when they exist
+        let spec = config.input_spec();
+        let taxonomy = crate::taxonomy::Taxonomy::load(spec.taxonomy.as_deref()).ok();
+        problems.extend(
+            crate::features::custom::problems(&spec, taxonomy.as_ref())
+                .iter()
+                .map(ToString::to_string),
+        );
         if !problems.is_empty() {
             return Err(ConfigError::Invalid {
                 path: shown,
@@ -297,6 +314,21 @@ impl PipelineConfig {
             });
         }
         Ok(config)
+    }
+
+    /// The inputs of this job: paths, excluded columns and custom features.
+    pub fn input_spec(&self) -> crate::load::InputSpec {
+        crate::load::InputSpec {
+            subscribers: self.inputs.subscribers.clone(),
+            interactions: self.inputs.interactions.clone(),
+            taxonomy: self.inputs.taxonomy.clone(),
+            subscriber_columns: crate::load::SubscriberColumns {
+                exclude: self.inputs.exclude_columns.clone(),
+                ..Default::default()
+            },
+            custom: self.custom.clone(),
+            ..crate::load::InputSpec::default()
+        }
     }
 
     /// The training parameters this job asks for, training at `as_of` (the night's
@@ -566,14 +598,14 @@ pub fn type_problems(table: &toml::Table) -> Vec<String> {
                 "score" => section_problems::<ScoreConfig>(key, t, problems),
                 "output" => section_problems::<OutputConfig>(key, t, problems),
                 "report" => section_problems::<ReportConfig>(key, t, problems),
+                "features" => section_problems::<FeaturesSection>(key, t, problems),
                 _ => section_problems::<GuardSettings>(key, t, problems),
             }
             true
         };
         let keep = match key.as_str() {
-            "inputs" | "generate" | "train" | "score" | "output" | "guards" | "report" => {
-                section(&mut value, &mut problems)
-            }
+            "inputs" | "generate" | "train" | "score" | "output" | "guards" | "report"
+            | "features" => section(&mut value, &mut problems),
             _ => match field_problem::<PipelineConfig>("", key, &value) {
                 Some(p) => {
                     problems.push(p);

@@ -632,16 +632,7 @@ pub fn run_config(
             g.out.display()
         ));
     }
-    let spec = InputSpec {
-        subscribers: config.inputs.subscribers.clone(),
-        interactions: config.inputs.interactions.clone(),
-        taxonomy: config.inputs.taxonomy.clone(),
-        subscriber_columns: crate::load::SubscriberColumns {
-            exclude: config.inputs.exclude_columns.clone(),
-            ..Default::default()
-        },
-        ..InputSpec::default()
-    };
+    let spec = config.input_spec();
     let strict = config.inputs.strict;
     let inputs = timings.time("load", || super::load_inputs(&spec, strict, console))?;
     let realised = timings.time("realised", || {
@@ -677,7 +668,14 @@ pub fn run_config(
     ));
     let mut trained_guards = None;
     let artifact = match existing {
-        Some(artifact) if !must_train => artifact,
+        Some(artifact) if !must_train => {
+            // the model computes the features it was trained on, or nothing
+            config
+                .custom
+                .check_model(&artifact.custom_features, &artifact.model_version)
+                .map_err(crate::features::FeatureError::from)?;
+            artifact
+        }
         None if !must_train => {
             return Err(JobError::NoModel {
                 dir: model_dir.display().to_string(),

@@ -76,6 +76,8 @@ pub fn load_inputs_shard(
     shard: Shard,
     console: &Console,
 ) -> Result<Inputs, PipelineError> {
+    // custom features are checked before anything is read: every problem at once
+    features::custom::check(spec).map_err(features::FeatureError::from)?;
     let step = console.progress(0, "load", "");
     let inputs = Inputs::load_shard(spec, shard)?;
     if strict {

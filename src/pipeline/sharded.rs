@@ -607,7 +607,8 @@ pub fn train(
         s.sampled = gathered.subscribers as u64;
     }
     let snapshots = TrainingSnapshots::join_shards(parts)?.with_sample(sample);
-    let (artifact, guards) = crate::train::train_on(&snapshots, &taxonomy, params, console)?;
+    let (mut artifact, guards) = crate::train::train_on(&snapshots, &taxonomy, params, console)?;
+    artifact.custom_features = spec.custom.defs.clone();
     Ok(ShardedTraining {
         artifact,
         guards,

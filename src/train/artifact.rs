@@ -57,6 +57,10 @@ pub struct ModelArtifact {
     /// models trained without interactions, or before this table existed).
     #[serde(default)]
     pub touchpoints: RetentionTable,
+    /// The custom feature definitions the model was trained with, in column order
+    /// (empty without any): scoring computes exactly these, and refuses other ones.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub custom_features: Vec<crate::custom_features::CustomFeature>,
     /// SHA-256 (hex) of the `model.json` bytes this artifact was read from; `None` for a
     /// model not yet saved. Not part of the file.
     #[serde(skip)]
@@ -117,6 +121,7 @@ impl ModelArtifact {
             churn,
             value,
             touchpoints,
+            custom_features: Vec::new(),
             sha256: None,
         })
     }

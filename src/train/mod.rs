@@ -52,7 +52,9 @@ pub fn train(
     }
     params.check()?;
     let snapshots = TrainingSnapshots::build(inputs, params, Shard::ALL, progress)?;
-    train_on(&snapshots, &inputs.taxonomy, params, progress)
+    let (mut artifact, guards) = train_on(&snapshots, &inputs.taxonomy, params, progress)?;
+    artifact.custom_features = inputs.custom.defs.clone();
+    Ok((artifact, guards))
 }
 
 /// [`train`] on snapshots already built (in one piece, or shard by shard and joined).
