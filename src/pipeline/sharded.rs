@@ -9,7 +9,7 @@
 //!    partial in the scratch directory, a few columns of each subscriber
 //!    ([`PopulationPart`]) and the guards' counts stay in memory;
 //! 2. **population** — the guards judge the summed counts, then the population steps
-//!    ([`Cutoffs::gather`]) turn the gathered columns into explicit cut-offs;
+//!    ([`Population::gather`]) turn the gathered columns into explicit cut-offs;
 //! 3. **map** — per shard: the finishing pass applies the cut-offs to the partial;
 //! 4. **write** — `--out F.parquet`: the shards' rows merged into canonical order (their
 //!    position in the subscriber input) and written in row groups of the size the
@@ -42,7 +42,7 @@ use crate::load::subscribers::SubscriberDomain;
 use crate::load::{InputSpec, Inputs};
 use crate::score::finish::finish;
 use crate::score::kernel::Kernel;
-use crate::score::population::{Cutoffs, PopulationPart, Tally};
+use crate::score::population::{Population, PopulationPart, Tally};
 use crate::score::{ScoreParams, ScoreSummary};
 use crate::segment::movement::MovementTally;
 use crate::shard::Shard;
@@ -651,7 +651,7 @@ pub fn score(
         crate::guard::judge(&gathered.snapshot, guards, previous.map(|p| p.1)).enforce()?;
     report.warnings().iter().for_each(|w| console.say(w));
     let step = console.progress(0, "score", "");
-    let cutoffs = Cutoffs::gather(parts, params);
+    let population = Population::gather(parts, params);
     let mut tally = Tally::default();
     let mut finished = Vec::new();
     for (k, partial) in partials.iter().enumerate() {
@@ -666,7 +666,8 @@ pub fn score(
             &features,
             &kernel,
             uses.as_deref(),
-            &cutoffs,
+            &population.cutoffs,
+            population.percentiles(&kernel.profit),
             artifact,
             params,
             as_of,
@@ -682,7 +683,7 @@ pub fn score(
         write_partial(&path, &kernel.positions, &done.batch)?;
         finished.push(path);
     }
-    let summary = cutoffs.summary(&tally);
+    let summary = population.summary(&tally);
     step.finish(format!("{} subscribers", summary.rows));
     let movement = match previous {
         None => None,

@@ -1,7 +1,12 @@
 //! The per-subscriber half of scoring: what one subscriber's feature row decides alone —
 //! churn probability, reason codes, lifecycle stage, profit and value at risk. Nothing
 //! here looks at another subscriber, so a shard computes it for its own rows, in any
-//! row order, with the same result.
+//! row order, with the same result. The feature rows it reads do not depend on the order
+//! of the events either: counts are integers, newest events are maxima, and money,
+//! rating and duration sums are exact fixed-point integers (`FixedSum`; only amounts of
+//! 2⁸⁰ or more, which no real data holds, are summed as floats beside them). So a Spark
+//! task and its retry, handed the same rows in another order, give the same rows
+//! (`tests/row_order.rs`).
 //!
 //! What needs the whole population (value segments, risk deciles, targeting, the
 //! typical footprint behind drivers, the touchpoint catalogue) is gathered from the
@@ -16,6 +21,7 @@ use arrow::array::{
 use arrow::datatypes::Float64Type;
 
 use super::params::ScoreParams;
+use super::population::TieKeys;
 use crate::features::column_f64;
 use crate::model::ModelError;
 use crate::segment::LifecycleStage;
@@ -27,8 +33,10 @@ use crate::train::artifact::ModelArtifact;
 #[derive(Debug, Clone, Default)]
 pub struct Kernel {
     /// Each row's position in the subscriber input (file order, all rows counted): the
-    /// canonical row order of every output and the tie-break of every ranking.
+    /// canonical row order of the CLI's outputs (Spark's rows have none that matters).
     pub positions: Vec<u64>,
+    /// Each row's `subscriber_id`: the tie-break of every ranking.
+    pub keys: TieKeys,
     pub probs: Vec<f64>,
     pub profit: Vec<Option<f64>>,
     pub value_at_risk: Vec<f64>,
@@ -73,6 +81,7 @@ impl Kernel {
             .collect();
         Ok(Kernel {
             positions,
+            keys: TieKeys::of(batch.column(0).as_ref())?,
             probs,
             profit,
             value_at_risk,
@@ -159,6 +168,7 @@ impl Kernel {
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Kernel {
             positions: positions.values().to_vec(),
+            keys: TieKeys::of(column("subscriber_id")?.as_ref())?,
             probs: floats(KERNEL_COLUMNS[0])?,
             profit: column_f64(partial, "profit_90d"),
             value_at_risk: floats(KERNEL_COLUMNS[1])?,
