@@ -7,6 +7,7 @@ pub mod console;
 pub mod features;
 pub mod generate;
 pub mod guard;
+pub mod json_f64;
 pub mod load;
 pub mod manifest;
 pub mod model;

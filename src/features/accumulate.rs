@@ -69,6 +69,7 @@ const FIXED_LIMIT: f64 = 1.2089258196146292e24; // 2^80
 #[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct FixedSum {
     fixed: i128,
+    #[serde(with = "crate::json_f64")]
     odd: f64,
 }
 

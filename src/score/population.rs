@@ -44,6 +44,7 @@ use super::kernel::Kernel;
 use super::params::ScoreParams;
 use super::summary::{ScoreSummary, Targeting};
 use crate::features::TouchpointUsage;
+use crate::json_f64::ExactF64;
 use crate::model::ModelError;
 use crate::segment::driver::{TYPICAL_COLUMNS, Typical};
 use crate::segment::touchpoints::TouchpointCatalogue;
@@ -174,6 +175,7 @@ impl TieKeys {
 /// its ties.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProfitCut {
+    #[serde(with = "crate::json_f64::option")]
     pub profit: Option<f64>,
     pub key: TieKey,
 }
@@ -189,6 +191,7 @@ impl ProfitCut {
 /// broken by key.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ScoreCut {
+    #[serde(with = "crate::json_f64")]
     pub value: f64,
     pub key: TieKey,
 }
@@ -311,7 +314,7 @@ pub struct CutReads {
     /// The subscriber at `CutRanks::gain`, with its net gain.
     pub gain: Option<ScoreCut>,
     /// Per column of [`TYPICAL_COLUMNS`], its finite values at [`median_ranks`].
-    pub typical: [Vec<f64>; 3],
+    pub typical: [Vec<ExactF64>; 3],
     /// Every shard's touchpoint catalogue, in any order.
     pub catalogues: Vec<TouchpointCatalogue>,
 }
@@ -488,9 +491,9 @@ impl Cutoffs {
         let [middle50_from, bottom30_from] = reads.profit;
         let median = |k: usize| match reads.typical[k].as_slice() {
             [] => TYPICAL_COLUMNS[k].1,
-            [middle] => *middle,
+            [middle] => middle.0,
             // the mean of the two middle values, as `model::stats::median`
-            [lower, middle, ..] => (lower + middle) / 2.0,
+            [lower, middle, ..] => (lower.0 + middle.0) / 2.0,
         };
         Cutoffs {
             rows: reads.rows,
@@ -690,7 +693,10 @@ mod tests {
             }),
             typical: typical.map(|mut v| {
                 v.sort_by(f64::total_cmp);
-                median_ranks(v.len()).iter().map(|&r| v[r]).collect()
+                median_ranks(v.len())
+                    .iter()
+                    .map(|&r| ExactF64(v[r]))
+                    .collect()
             }),
             catalogues: Vec::new(),
         }

@@ -155,8 +155,11 @@ pub struct FootprintReader {
 /// ([`Typical::from_values`]) before any driver is read.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Typical {
+    #[serde(with = "crate::json_f64")]
     pub complaints_30d: f64,
+    #[serde(with = "crate::json_f64")]
     pub shopping_30d: f64,
+    #[serde(with = "crate::json_f64")]
     pub use_trend: f64,
 }
 
