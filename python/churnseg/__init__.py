@@ -108,6 +108,22 @@ def _table(value: Any, role: str) -> Optional[tuple]:
     )
 
 
+def _bytes(value: Optional[bytes]) -> Optional[bytes]:
+    return None if value is None else bytes(value)
+
+
+def _inputs(subscribers, interactions, taxonomy, exclude_columns, strict, allow) -> tuple:
+    """The inputs argument of the extension's data calls."""
+    return (
+        _table(subscribers, "subscribers"),
+        _table(interactions, "interactions"),
+        _path(taxonomy),
+        _names(exclude_columns, "exclude_columns"),
+        bool(strict),
+        _names(allow, "allow"),
+    )
+
+
 def _path(value: Any) -> Optional[str]:
     return None if value is None else _os.fspath(value)
 
@@ -174,14 +190,9 @@ def features(
         (16873, ['subscriber_id', 'tenure_days', 'events_7d'])
     """
     table = _churnseg.features(
-        _table(subscribers, "subscribers"),
-        _table(interactions, "interactions"),
+        _inputs(subscribers, interactions, taxonomy, exclude_columns, strict, allow),
         _as_of(as_of),
-        _path(taxonomy),
         bool(extended),
-        _names(exclude_columns, "exclude_columns"),
-        bool(strict),
-        _names(allow, "allow"),
         threads,
     )
     return _result(table, to)
@@ -236,8 +247,7 @@ def train(
         'out_of_time'
     """
     inner = _churnseg.train(
-        _table(subscribers, "subscribers"),
-        _table(interactions, "interactions"),
+        _inputs(subscribers, interactions, taxonomy, exclude_columns, strict, allow),
         _as_of(as_of),
         int(horizon),
         str(name),
@@ -247,10 +257,6 @@ def train(
         int(snapshot_step),
         str(candidate),
         [int(w) for w in touchpoint_windows],
-        _path(taxonomy),
-        _names(exclude_columns, "exclude_columns"),
-        bool(strict),
-        _names(allow, "allow"),
         threads,
     )
     return Model._wrap(inner)
@@ -291,9 +297,10 @@ class Model:
         return cls._wrap(_churnseg.Model.load(_os.fspath(path)))
 
     @classmethod
-    def from_json(cls, json: bytes, manifest: Optional[bytes] = None) -> "Model":
-        """A model from the bytes of its ``model.json`` (see :meth:`to_json`)."""
-        return cls._wrap(_churnseg.Model.from_json(bytes(json), None if manifest is None else bytes(manifest)))
+    def from_json(cls, json: bytes, metrics: Optional[bytes] = None, manifest: Optional[bytes] = None) -> "Model":
+        """A model from the bytes of its ``model.json`` (see :meth:`to_json`), and
+        optionally of its ``metrics.json`` and ``manifest.json`` (for :meth:`save`)."""
+        return cls._wrap(_churnseg.Model.from_json(bytes(json), _bytes(metrics), _bytes(manifest)))
 
     def to_json(self) -> bytes:
         """The ``model.json`` bytes, as :meth:`save` writes them."""
@@ -367,25 +374,20 @@ class Model:
             500
         """
         table = self._model.score(
-            _table(subscribers, "subscribers"),
-            _table(interactions, "interactions"),
+            _inputs(subscribers, interactions, taxonomy, exclude_columns, strict, allow),
             _as_of(as_of),
             None if budget is None else float(budget),
             int(high_risk_deciles),
             int(max_touchpoints),
             float(offer_cost),
             float(save_rate),
-            _path(taxonomy),
-            _names(exclude_columns, "exclude_columns"),
-            bool(strict),
-            _names(allow, "allow"),
             threads,
         )
         return _result(table, to)
 
     def __reduce__(self):
-        manifest = self._model.manifest_json()
-        return (Model.from_json, (self.to_json(), manifest))
+        files = (self.to_json(), self._model.metrics_file(), self._model.manifest_json())
+        return (Model.from_json, files)
 
     def __repr__(self) -> str:
         return f"churnseg.Model({self.version!r})"

@@ -12,21 +12,13 @@ class GuardError(ChurnsegError): ...
 
 # A table argument: (path string or Arrow C stream object, label for messages).
 _Table = Tuple[Any, str]
+# The inputs of a data call: (subscribers, interactions, taxonomy, exclude_columns,
+# strict, allow).
+_Inputs = Tuple[_Table, Optional[_Table], Optional[str], Sequence[str], bool, Sequence[str]]
 
-def features(
-    subscribers: _Table,
-    interactions: Optional[_Table],
-    as_of: str,
-    taxonomy: Optional[str],
-    extended: bool,
-    exclude_columns: Sequence[str],
-    strict: bool,
-    allow: Sequence[str],
-    threads: Optional[int],
-) -> pyarrow.Table: ...
+def features(inputs: _Inputs, as_of: str, extended: bool, threads: Optional[int]) -> pyarrow.Table: ...
 def train(
-    subscribers: _Table,
-    interactions: Optional[_Table],
+    inputs: _Inputs,
     as_of: str,
     horizon: int,
     name: str,
@@ -36,10 +28,6 @@ def train(
     snapshot_step: int,
     candidate: str,
     touchpoint_windows: Sequence[int],
-    taxonomy: Optional[str],
-    exclude_columns: Sequence[str],
-    strict: bool,
-    allow: Sequence[str],
     threads: Optional[int],
 ) -> Model: ...
 
@@ -47,7 +35,8 @@ class Model:
     @staticmethod
     def load(path: str) -> Model: ...
     @staticmethod
-    def from_json(json: bytes, manifest: Optional[bytes] = None) -> Model: ...
+    def from_json(json: bytes, metrics: Optional[bytes] = None, manifest: Optional[bytes] = None) -> Model: ...
+    def metrics_file(self) -> bytes: ...
     def to_json(self) -> bytes: ...
     def manifest_json(self) -> Optional[bytes]: ...
     def save(self, dir: str) -> None: ...
@@ -57,17 +46,12 @@ class Model:
     def window_json(self) -> str: ...
     def score(
         self,
-        subscribers: _Table,
-        interactions: Optional[_Table],
+        inputs: _Inputs,
         as_of: str,
         budget: Optional[float],
         high_risk_deciles: int,
         max_touchpoints: int,
         offer_cost: float,
         save_rate: float,
-        taxonomy: Optional[str],
-        exclude_columns: Sequence[str],
-        strict: bool,
-        allow: Sequence[str],
         threads: Optional[int],
     ) -> pyarrow.Table: ...

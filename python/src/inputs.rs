@@ -55,17 +55,23 @@ pub struct Request {
     pub guards: GuardSettings,
 }
 
+/// The inputs argument of every data call, as the Python layer passes it:
+/// `(subscribers, interactions, taxonomy, exclude_columns, strict, allow)`.
+#[derive(FromPyObject)]
+pub struct RequestArgs<'py>(
+    TableArg<'py>,
+    Option<TableArg<'py>>,
+    Option<PathBuf>,
+    Vec<String>,
+    bool,
+    Vec<String>,
+);
+
 impl Request {
     /// Reads the table arguments (importing Arrow streams: the GIL is needed) and checks
     /// the guard names.
-    pub fn new(
-        subscribers: &TableArg<'_>,
-        interactions: Option<&TableArg<'_>>,
-        taxonomy: Option<PathBuf>,
-        exclude_columns: Vec<String>,
-        strict: bool,
-        allow: Vec<String>,
-    ) -> PyResult<Request> {
+    pub fn new(args: RequestArgs<'_>) -> PyResult<Request> {
+        let RequestArgs(subscribers, interactions, taxonomy, exclude_columns, strict, allow) = args;
         let guards = GuardSettings {
             allow,
             ..GuardSettings::default()
@@ -75,8 +81,8 @@ impl Request {
             return Err(PyValueError::new_err(problems.join("; ")));
         }
         Ok(Request {
-            subscribers: table_source(subscribers)?,
-            interactions: interactions.map(table_source).transpose()?,
+            subscribers: table_source(&subscribers)?,
+            interactions: interactions.as_ref().map(table_source).transpose()?,
             taxonomy,
             exclude_columns,
             strict,

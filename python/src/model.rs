@@ -21,7 +21,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
 use crate::boundary::{self, Failure};
-use crate::inputs::{Request, TableArg};
+use crate::inputs::{Request, RequestArgs};
 
 /// A result table, for pyarrow (one batch; its buffers handed over, not copied).
 type PyTable = PyArrowType<arrow::pyarrow::Table>;
@@ -39,29 +39,17 @@ fn parse_as_of(text: &str) -> PyResult<AsOf> {
 
 /// `churnseg features`: the feature table at `as_of` (see the package's docstring).
 #[pyfunction]
-#[pyo3(signature = (subscribers, interactions, as_of, taxonomy, extended, exclude_columns, strict, allow, threads))]
+#[pyo3(signature = (inputs, as_of, extended, threads))]
 #[allow(clippy::too_many_arguments)]
 pub fn features(
     py: Python<'_>,
-    subscribers: TableArg<'_>,
-    interactions: Option<TableArg<'_>>,
+    inputs: RequestArgs<'_>,
     as_of: &str,
-    taxonomy: Option<PathBuf>,
     extended: bool,
-    exclude_columns: Vec<String>,
-    strict: bool,
-    allow: Vec<String>,
     threads: Option<usize>,
 ) -> PyResult<PyTable> {
     let as_of = parse_as_of(as_of)?;
-    let request = Request::new(
-        &subscribers,
-        interactions.as_ref(),
-        taxonomy,
-        exclude_columns,
-        strict,
-        allow,
-    )?;
+    let request = Request::new(inputs)?;
     let batch = boundary::run(py, threads, move || {
         let guards = request.guards.clone();
         let inputs = request.load()?;
@@ -79,12 +67,11 @@ pub fn features(
 
 /// `churnseg train`: fits the models; the artifact stays in memory until `Model.save`.
 #[pyfunction]
-#[pyo3(signature = (subscribers, interactions, as_of, horizon, name, seed, trees, snapshots, snapshot_step, candidate, touchpoint_windows, taxonomy, exclude_columns, strict, allow, threads))]
+#[pyo3(signature = (inputs, as_of, horizon, name, seed, trees, snapshots, snapshot_step, candidate, touchpoint_windows, threads))]
 #[allow(clippy::too_many_arguments)]
 pub fn train(
     py: Python<'_>,
-    subscribers: TableArg<'_>,
-    interactions: Option<TableArg<'_>>,
+    inputs: RequestArgs<'_>,
     as_of: &str,
     horizon: u32,
     name: String,
@@ -94,10 +81,6 @@ pub fn train(
     snapshot_step: u32,
     candidate: &str,
     touchpoint_windows: Vec<u32>,
-    taxonomy: Option<PathBuf>,
-    exclude_columns: Vec<String>,
-    strict: bool,
-    allow: Vec<String>,
     threads: Option<usize>,
 ) -> PyResult<Model> {
     let as_of = parse_as_of(as_of)?;
@@ -110,14 +93,7 @@ pub fn train(
     params.snapshot_step_days = snapshot_step;
     params.candidate = candidate.forced();
     params.touchpoint_windows = touchpoint_windows;
-    let request = Request::new(
-        &subscribers,
-        interactions.as_ref(),
-        taxonomy,
-        exclude_columns,
-        strict,
-        allow,
-    )?;
+    let request = Request::new(inputs)?;
     params.guards = request.guards.clone();
     params
         .check()
@@ -130,6 +106,7 @@ pub fn train(
         })?;
         // As `train --out` does: the artifact is what reading its bytes back gives.
         let json = trained.to_json()?;
+        let metrics = trained.metrics_json()?;
         let artifact = ModelArtifact::from_bytes(&json, &name)?;
         let mut manifest =
             churnseg::pipeline::model_manifest("train", &inputs, &artifact, &timings);
@@ -137,27 +114,40 @@ pub fn train(
         Ok(Model {
             artifact,
             json,
+            metrics,
             manifest: Some(manifest.to_bytes()?),
         })
     })
 }
 
-/// A trained model: the CLI's artifact (`model.json`), with the bytes it was read from
-/// and, for a model trained here or loaded with one, its `manifest.json`.
+/// A trained model: the CLI's artifact (`model.json`), with the bytes of its files as
+/// `save` writes them: `model.json` as read, `metrics.json` as `train` wrote it (from the
+/// fitted values, which reading `model.json` back may change in the last digit) and,
+/// for a model trained here or loaded with one, `manifest.json`.
 #[pyclass(module = "churnseg._churnseg", name = "Model", frozen)]
 pub struct Model {
     pub(crate) artifact: ModelArtifact,
-    /// The `model.json` bytes: written as they are by `save`.
     json: Vec<u8>,
+    metrics: Vec<u8>,
     manifest: Option<Vec<u8>>,
 }
 
 impl Model {
-    fn read(json: Vec<u8>, manifest: Option<Vec<u8>>, shown: &str) -> Result<Model, Failure> {
+    fn read(
+        json: Vec<u8>,
+        metrics: Option<Vec<u8>>,
+        manifest: Option<Vec<u8>>,
+        shown: &str,
+    ) -> Result<Model, Failure> {
         let artifact = ModelArtifact::from_bytes(&json, shown)?;
+        let metrics = match metrics {
+            Some(m) => m,
+            None => artifact.metrics_json()?,
+        };
         Ok(Model {
             artifact,
             json,
+            metrics,
             manifest,
         })
     }
@@ -182,22 +172,38 @@ impl Model {
                     Failure::Other(format!("failed to read model `{}`: {e}", p.display()))
                 })
             };
-            let json = read(&file)?;
-            let manifest_file = file.with_file_name("manifest.json");
-            let manifest = manifest_file
-                .exists()
-                .then(|| read(&manifest_file))
-                .transpose()?;
-            Model::read(json, manifest, &path.display().to_string())
+            let beside = |name: &str| {
+                let p = file.with_file_name(name);
+                p.exists().then(|| read(&p)).transpose()
+            };
+            Model::read(
+                read(&file)?,
+                beside("metrics.json")?,
+                beside("manifest.json")?,
+                &path.display().to_string(),
+            )
         })
     }
 
-    /// A model from the bytes of its `model.json` (and `manifest.json`), as `to_json`
-    /// gives them: for pickling and for shipping a model to Spark executors.
+    /// A model from the bytes of its `model.json` (and `metrics.json`, `manifest.json`),
+    /// as `to_json` and friends give them: for pickling and for shipping a model to
+    /// Spark executors.
     #[staticmethod]
-    #[pyo3(signature = (json, manifest=None))]
-    fn from_json(py: Python<'_>, json: Vec<u8>, manifest: Option<Vec<u8>>) -> PyResult<Model> {
-        boundary::run(py, None, move || Model::read(json, manifest, "model.json"))
+    #[pyo3(signature = (json, metrics=None, manifest=None))]
+    fn from_json(
+        py: Python<'_>,
+        json: Vec<u8>,
+        metrics: Option<Vec<u8>>,
+        manifest: Option<Vec<u8>>,
+    ) -> PyResult<Model> {
+        boundary::run(py, None, move || {
+            Model::read(json, metrics, manifest, "model.json")
+        })
+    }
+
+    /// The `metrics.json` bytes.
+    fn metrics_file<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, &self.metrics)
     }
 
     /// The `model.json` bytes.
@@ -222,7 +228,7 @@ impl Model {
             }
             let mut outputs = OutputSet::begin("save", &targets)?;
             outputs.stage_bytes(&model_path, &self.json)?;
-            outputs.stage_bytes(&metrics_path, &self.artifact.metrics_json()?)?;
+            outputs.stage_bytes(&metrics_path, &self.metrics)?;
             if let Some(manifest) = &self.manifest {
                 outputs.stage_bytes(&manifest_path, manifest)?;
             }
@@ -251,23 +257,18 @@ impl Model {
     }
 
     /// `churnseg score` on these inputs: the scored table as the CLI writes it.
-    #[pyo3(signature = (subscribers, interactions, as_of, budget, high_risk_deciles, max_touchpoints, offer_cost, save_rate, taxonomy, exclude_columns, strict, allow, threads))]
+    #[pyo3(signature = (inputs, as_of, budget, high_risk_deciles, max_touchpoints, offer_cost, save_rate, threads))]
     #[allow(clippy::too_many_arguments)]
     fn score(
         &self,
         py: Python<'_>,
-        subscribers: TableArg<'_>,
-        interactions: Option<TableArg<'_>>,
+        inputs: RequestArgs<'_>,
         as_of: &str,
         budget: Option<f64>,
         high_risk_deciles: u8,
         max_touchpoints: usize,
         offer_cost: f64,
         save_rate: f64,
-        taxonomy: Option<PathBuf>,
-        exclude_columns: Vec<String>,
-        strict: bool,
-        allow: Vec<String>,
         threads: Option<usize>,
     ) -> PyResult<PyTable> {
         let as_of = parse_as_of(as_of)?;
@@ -282,14 +283,7 @@ impl Model {
         params
             .check()
             .map_err(|e| PyValueError::new_err(e.to_string()))?;
-        let request = Request::new(
-            &subscribers,
-            interactions.as_ref(),
-            taxonomy,
-            exclude_columns,
-            strict,
-            allow,
-        )?;
+        let request = Request::new(inputs)?;
         let batch = boundary::run(py, threads, || {
             let guards = request.guards.clone();
             let inputs = request.load()?;

@@ -21,6 +21,8 @@ SEED = 11
 TRAIN_AS_OF = "2026-04-01"
 SCORE_AS_OF = "2026-07-01"
 TREES = 40
+# one snapshot per model (`--snapshots 1`): the stacking is tested in Rust
+SNAPSHOTS = 1
 BUDGET = 2000.0
 
 
@@ -61,7 +63,7 @@ def data(tmp_path_factory, cli) -> dict:
     d["features"] = root / "features.parquet"
     cli("features", *io, "--as-of", SCORE_AS_OF, "--out", str(d["features"]))
     d["model"] = root / "models" / "demo"
-    cli("train", *io, "--as-of", TRAIN_AS_OF, "--horizon", "90", "--trees", str(TREES), "--out", str(d["model"]))
+    cli("train", *io, "--as-of", TRAIN_AS_OF, "--horizon", "90", "--trees", str(TREES), "--snapshots", str(SNAPSHOTS), "--out", str(d["model"]))
     d["scored"] = root / "scored.parquet"
     cli("score", *io, "--as-of", SCORE_AS_OF, "--model", str(d["model"]), "--budget", str(BUDGET), "--out", str(d["scored"]))
     return d

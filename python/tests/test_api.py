@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import churnseg
-from conftest import BUDGET, SCORE_AS_OF, TRAIN_AS_OF, TREES, assert_same_table
+from conftest import BUDGET, SCORE_AS_OF, SNAPSHOTS, TRAIN_AS_OF, TREES, assert_same_table
 
 
 def paths(data):
@@ -35,7 +35,7 @@ def test_score_is_the_clis(data):
 
 def test_train_writes_the_clis_artifact(data, tmp_path):
     subs, events = paths(data)
-    model = churnseg.train(subs, events, as_of=TRAIN_AS_OF, horizon=90, trees=TREES, name="demo")
+    model = churnseg.train(subs, events, as_of=TRAIN_AS_OF, horizon=90, trees=TREES, snapshots=SNAPSHOTS, name="demo")
     cli_dir = data["model"]
     assert model.to_json() == (cli_dir / "model.json").read_bytes()
     model.save(tmp_path / "demo")
@@ -214,3 +214,29 @@ def test_dates_may_be_date_objects(data):
     subs, events = paths(data)
     a = churnseg.features(subs, events, as_of=datetime.date(2026, 7, 1))
     assert_same_table(a, pq.read_table(data["features"]))
+
+
+def test_the_gil_is_released_while_rust_works(data):
+    """Python keeps running beside a call: the longest pause of a busy loop in the main
+    thread stays well under the call's duration."""
+    import threading
+    import time
+
+    subs, events = paths(data)
+    model = churnseg.Model.load(data["model"])
+    done = {}
+
+    def work():
+        start = time.perf_counter()
+        model.score(subs, events, as_of=SCORE_AS_OF, threads=1)
+        done["seconds"] = time.perf_counter() - start
+
+    worker = threading.Thread(target=work)
+    last, longest = time.perf_counter(), 0.0
+    worker.start()
+    while worker.is_alive():
+        now = time.perf_counter()
+        longest, last = max(longest, now - last), now
+    worker.join()
+    assert done["seconds"] > 0.05
+    assert longest < done["seconds"] / 2, (longest, done["seconds"])
