@@ -284,7 +284,10 @@ impl Snapshot {
             as_of: table.as_of,
             subscribers: inputs.subscribers.source.clone(),
             subscriber_rows: inputs.subscribers.len() as u64,
-            interactions: inputs.interactions.as_ref().map(|i| i.source.shown.clone()),
+            interactions: inputs
+                .interactions
+                .as_ref()
+                .map(|i| i.source.shown().to_string()),
             events: table.events.clone(),
             active: table.batch.num_rows() as u64,
             recent,

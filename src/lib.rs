@@ -8,6 +8,7 @@ pub mod custom_features;
 pub mod features;
 pub mod generate;
 pub mod guard;
+pub mod json_f64;
 pub mod load;
 pub mod manifest;
 pub mod model;

@@ -26,21 +26,27 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// The taxonomy shipped in `pipelines/taxonomy.toml`, used when no `--taxonomy` is given.
 pub const DEFAULT_TOML: &str = include_str!("../pipelines/taxonomy.toml");
 
 crate::names::named_enum!(
     /// Touchpoint category.
+    #[derive(Serialize, Deserialize)]
+    #[serde(rename_all = "lowercase")]
     Category { Communication => "communication", Channel => "channel", Personnel => "personnel", Brand => "brand" }
 );
 crate::names::named_enum!(
     /// Stage of the 4S cycle.
+    #[derive(Serialize, Deserialize)]
+    #[serde(rename_all = "lowercase")]
     Stage { Search => "search", Site => "site", Shopping => "shopping", Satisfaction => "satisfaction" }
 );
 crate::names::named_enum!(
     /// Data-service lifecycle kind.
+    #[derive(Serialize, Deserialize)]
+    #[serde(rename_all = "lowercase")]
     Kind {
         Discover => "discover",
         Trial => "trial",
@@ -52,7 +58,7 @@ crate::names::named_enum!(
 );
 
 /// What the taxonomy says about one touchpoint name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TouchpointClass {
     pub category: Category,
     pub stage: Stage,

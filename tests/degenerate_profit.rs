@@ -1,5 +1,5 @@
 //! A business where every subscriber pays the same plan: `profit_90d` is equal for
-//! everyone, so the 20/50/30 split follows input order. Every output says so, with the
+//! everyone, so the 20/50/30 split follows the tie-break. Every output says so, with the
 //! signs right, and the value-segment forecast does not claim to have learnt anything.
 
 use std::sync::Arc;
@@ -123,7 +123,10 @@ fn constant_profit_is_said_everywhere_and_never_forecast() {
     assert_eq!(spread["distinct"], 1, "{spread}");
     assert_eq!(spread["decided_by_tie_break"], batch.num_rows(), "{spread}");
     assert!(
-        spread["warning"].as_str().unwrap().contains("input order"),
+        spread["warning"]
+            .as_str()
+            .unwrap()
+            .contains("the order ties are broken in"),
         "{spread}"
     );
     let value = &manifest["model_metrics"]["value_segments"];

@@ -90,7 +90,7 @@ pub fn run(args: ValidateArgs, console: Console) -> anyhow::Result<()> {
         .interactions
         .as_ref()
         .map_or("none".to_string(), |i| {
-            format!("{} rows in {} file(s)", i.rows, i.source.files.len())
+            format!("{} rows in {} file(s)", i.rows, i.source.file_count())
         });
     let skipped: Vec<String> = inputs
         .subscribers

@@ -70,9 +70,10 @@ const FIXED_LIMIT: f64 = 1.2089258196146292e24; // 2^80
 
 /// A sum of floats that is exact in 2⁻³² fixed point for ordinary values, and adds
 /// non-finite or huge values as floats on the side.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct FixedSum {
     fixed: i128,
+    #[serde(with = "crate::json_f64")]
     odd: f64,
 }
 

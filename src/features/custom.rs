@@ -549,12 +549,18 @@ pub fn append(table: &mut FeatureTable, inputs: &Inputs, shard: Shard) -> Result
                 of: None,
                 message: "custom features aggregate events, but there are no interactions".into(),
             })?;
-        let shown = events.source.shown.clone();
+        let crate::load::interactions::EventSource::Files(files) = &events.source else {
+            return Err(CustomError::Polars {
+                of: Some(events.source.shown().to_string()),
+                message: "custom features scan the interaction files; events handed over in memory have none".into(),
+            });
+        };
+        let shown = files.shown.clone();
         let err = |e: pl::PolarsError| CustomError::Polars {
             of: Some(shown.clone()),
             message: first_line(&e.to_string()),
         };
-        let schema = scan(&events.source.files)
+        let schema = scan(&files.files)
             .and_then(|mut lf| lf.collect_schema())
             .map_err(err)?;
         let ts_type = schema
@@ -569,7 +575,7 @@ pub fn append(table: &mut FeatureTable, inputs: &Inputs, shard: Shard) -> Result
                 .filter(|(_, d)| d.from == CustomSource::Events && d.window_days == window)
                 .collect();
             let query = window_query(
-                scan(&events.source.files).map_err(err)?,
+                scan(&files.files).map_err(err)?,
                 &events.names.subscriber_id,
                 &events.names.ts,
                 &ts_type,

@@ -1,5 +1,6 @@
 //! The interactions (touchpoint events): checked by schema up front, then streamed row
-//! group by row group so that the event table is never held in memory whole.
+//! group by row group so that the event table is never held in memory whole. A table
+//! already in memory ([`ArrowTable`]) is checked the same way and read slice by slice.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -7,11 +8,14 @@ use std::sync::Arc;
 use arrow::array::{Array, ArrayRef, RecordBatch};
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Schema};
+use arrow::error::ArrowError;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReader;
 
 use super::columns::{example, is_string_like};
 use super::error::LoadError;
 use super::files::ParquetSource;
 use super::files::RowGroupRef;
+use super::memory::ArrowTable;
 use crate::shard::Shard;
 
 /// Column names of the interactions (SPEC §2 defaults).
@@ -46,6 +50,21 @@ impl Default for InteractionColumns {
     }
 }
 
+impl InteractionColumns {
+    /// The name of an optional column.
+    pub fn of(&self, field: EventField) -> &str {
+        match field {
+            EventField::Channel => &self.channel,
+            EventField::DurationS => &self.duration_s,
+            EventField::Satisfaction => &self.satisfaction,
+            EventField::Revenue => &self.revenue,
+            EventField::Cost => &self.cost,
+            EventField::Resolved => &self.resolved,
+            EventField::Reason => &self.reason,
+        }
+    }
+}
+
 /// One optional column of the interactions, for choosing what to read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventField {
@@ -73,11 +92,92 @@ impl EventField {
 /// The checked interactions input.
 #[derive(Debug, Clone)]
 pub struct Interactions {
-    pub source: ParquetSource,
+    pub source: EventSource,
     pub names: InteractionColumns,
     /// Which optional columns exist.
     pub present: Vec<EventField>,
     pub rows: u64,
+}
+
+/// Where the events are: Parquet files, or a table in memory.
+#[derive(Debug, Clone)]
+pub enum EventSource {
+    Files(ParquetSource),
+    Memory(ArrowTable),
+}
+
+/// The batches of one row group, from a file or from memory.
+pub enum EventBatches {
+    File(ParquetRecordBatchReader),
+    Memory(std::vec::IntoIter<RecordBatch>),
+}
+
+impl Iterator for EventBatches {
+    type Item = Result<RecordBatch, ArrowError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match self {
+            EventBatches::File(reader) => reader.next(),
+            EventBatches::Memory(batches) => batches.next().map(Ok),
+        }
+    }
+}
+
+impl EventSource {
+    /// The input as the user named it (a path, or a table's label), for messages.
+    pub fn shown(&self) -> &str {
+        match self {
+            EventSource::Files(s) => &s.shown,
+            EventSource::Memory(t) => &t.shown,
+        }
+    }
+
+    /// Number of files read (0 for a table in memory).
+    pub fn file_count(&self) -> usize {
+        match self {
+            EventSource::Files(s) => s.files.len(),
+            EventSource::Memory(_) => 0,
+        }
+    }
+
+    /// The row groups to process, in input order.
+    pub fn row_groups(&self) -> Result<Vec<RowGroupRef>, LoadError> {
+        match self {
+            EventSource::Files(s) => s.row_groups(),
+            EventSource::Memory(t) => Ok(t.row_groups()),
+        }
+    }
+
+    /// The named columns of one row group (see [`ParquetSource::read_row_group`];
+    /// `dictionaries` only matters for files: a table in memory is read as it is).
+    pub fn read_row_group(
+        &self,
+        group: &RowGroupRef,
+        columns: &[&str],
+        dictionaries: &[&str],
+        batch_size: usize,
+    ) -> Result<EventBatches, LoadError> {
+        match self {
+            EventSource::Files(s) => s
+                .read_row_group(group, columns, dictionaries, batch_size)
+                .map(EventBatches::File),
+            EventSource::Memory(t) => t
+                .read_row_group(group, columns, batch_size)
+                .map(EventBatches::Memory)
+                .map_err(|e| self.corrupt(group.file, e)),
+        }
+    }
+
+    /// The error for input that failed while being decoded.
+    pub fn corrupt(&self, file: usize, e: impl std::fmt::Display) -> LoadError {
+        match self {
+            EventSource::Files(s) => s.corrupt(file, e),
+            EventSource::Memory(t) => LoadError::Unreadable {
+                path: t.shown.clone(),
+                message: e.to_string(),
+            },
+        }
+    }
 }
 
 /// The columns of one batch of events. Optional columns are `None` when absent or not
@@ -98,16 +198,7 @@ pub struct EventColumns {
 
 impl Interactions {
     fn name(&self, field: EventField) -> &str {
-        let n = &self.names;
-        match field {
-            EventField::Channel => &n.channel,
-            EventField::DurationS => &n.duration_s,
-            EventField::Satisfaction => &n.satisfaction,
-            EventField::Revenue => &n.revenue,
-            EventField::Cost => &n.cost,
-            EventField::Resolved => &n.resolved,
-            EventField::Reason => &n.reason,
-        }
+        self.names.of(field)
     }
 
     /// Opens and checks the interactions at `path`. `ids_are_strings` says what the
@@ -137,89 +228,44 @@ impl Interactions {
                 continue;
             }
             first_schema = Some(schema.clone());
-            problems.extend(super::files::duplicate_columns(&schema));
-            let mut check = |name: &str,
-                             required: bool,
-                             ok: &dyn Fn(&DataType) -> bool,
-                             expected: &str|
-             -> bool {
-                match schema.field_with_name(name) {
-                    Err(_) => {
-                        if required {
-                            problems.push(format!("missing required column `{name}`"));
-                        }
-                        false
-                    }
-                    Ok(field) if ok(field.data_type()) => true,
-                    Ok(field) => {
-                        let sample = first_value(&source, file, name)
-                            .map(|s| format!(" (example {s})"))
-                            .unwrap_or_default();
-                        problems.push(format!(
-                            "column `{name}`: expected {expected}, found {}{sample}",
-                            field.data_type()
-                        ));
-                        false
-                    }
-                }
-            };
-            let id_ok = move |dt: &DataType| {
-                if ids_are_strings {
-                    is_string_like(dt)
-                } else {
-                    dt.is_integer()
-                }
-            };
-            let id_expected = if ids_are_strings {
-                "Utf8 (as in the subscriber file)"
-            } else {
-                "Int64 (as in the subscriber file)"
-            };
-            check(&names.subscriber_id, true, &id_ok, id_expected);
-            check(
-                &names.ts,
-                true,
-                &|dt| {
-                    matches!(
-                        dt,
-                        DataType::Timestamp(_, _) | DataType::Date32 | DataType::Date64
-                    )
-                },
-                "Datetime or Date",
-            );
-            check(&names.touchpoint, true, &is_string_like, "Utf8");
-            for field in EventField::ALL {
-                let name = match field {
-                    EventField::Channel => &names.channel,
-                    EventField::DurationS => &names.duration_s,
-                    EventField::Satisfaction => &names.satisfaction,
-                    EventField::Revenue => &names.revenue,
-                    EventField::Cost => &names.cost,
-                    EventField::Resolved => &names.resolved,
-                    EventField::Reason => &names.reason,
-                };
-                let found = match field {
-                    EventField::Channel | EventField::Reason => {
-                        check(name, false, &is_string_like, "Utf8")
-                    }
-                    EventField::Resolved => {
-                        check(name, false, &|dt| *dt == DataType::Boolean, "Boolean")
-                    }
-                    _ => check(name, false, &|dt| dt.is_numeric(), "Float64"),
-                };
-                if found {
-                    present.push(field);
-                }
-            }
+            present = check_schema(&schema, &names, ids_are_strings, &mut problems, &|name| {
+                first_value(&source, file, name)
+            });
         }
         if !problems.is_empty() {
             return Err(LoadError::invalid(&source.shown, problems));
         }
         Ok(Interactions {
-            source,
+            source: EventSource::Files(source),
             names,
             present,
             rows,
+        })
+    }
+
+    /// [`Interactions::open`] of a table in memory: the same checks and messages, with
+    /// the table's label where a file would be named.
+    pub fn from_table(
+        table: ArrowTable,
+        names: InteractionColumns,
+        ids_are_strings: bool,
+    ) -> Result<Interactions, LoadError> {
+        let mut problems = Vec::new();
+        let present = check_schema(
+            &table.schema,
+            &names,
+            ids_are_strings,
+            &mut problems,
+            &|name| table.first_value(name),
+        );
+        if !problems.is_empty() {
+            return Err(LoadError::invalid(&table.shown, problems));
+        }
+        Ok(Interactions {
+            rows: table.rows(),
+            source: EventSource::Memory(table),
+            names,
+            present,
         })
     }
 
@@ -327,6 +373,78 @@ impl Interactions {
             reason: optional(EventField::Reason)?,
         })
     }
+}
+
+/// Checks the columns of an interactions schema, pushing every problem; returns which
+/// optional columns are present. `sample` gives a column's first value for messages.
+fn check_schema(
+    schema: &Schema,
+    names: &InteractionColumns,
+    ids_are_strings: bool,
+    problems: &mut Vec<String>,
+    sample: &dyn Fn(&str) -> Option<String>,
+) -> Vec<EventField> {
+    problems.extend(super::files::duplicate_columns(schema));
+    let mut check =
+        |name: &str, required: bool, ok: &dyn Fn(&DataType) -> bool, expected: &str| -> bool {
+            match schema.field_with_name(name) {
+                Err(_) => {
+                    if required {
+                        problems.push(format!("missing required column `{name}`"));
+                    }
+                    false
+                }
+                Ok(field) if ok(field.data_type()) => true,
+                Ok(field) => {
+                    let sample = sample(name)
+                        .map(|s| format!(" (example {s})"))
+                        .unwrap_or_default();
+                    problems.push(format!(
+                        "column `{name}`: expected {expected}, found {}{sample}",
+                        field.data_type()
+                    ));
+                    false
+                }
+            }
+        };
+    let id_ok = move |dt: &DataType| {
+        if ids_are_strings {
+            is_string_like(dt)
+        } else {
+            dt.is_integer()
+        }
+    };
+    let id_expected = if ids_are_strings {
+        "Utf8 (as in the subscriber file)"
+    } else {
+        "Int64 (as in the subscriber file)"
+    };
+    check(&names.subscriber_id, true, &id_ok, id_expected);
+    check(
+        &names.ts,
+        true,
+        &|dt| {
+            matches!(
+                dt,
+                DataType::Timestamp(_, _) | DataType::Date32 | DataType::Date64
+            )
+        },
+        "Datetime or Date",
+    );
+    check(&names.touchpoint, true, &is_string_like, "Utf8");
+    let mut present = Vec::new();
+    for field in EventField::ALL {
+        let name = names.of(field);
+        let found = match field {
+            EventField::Channel | EventField::Reason => check(name, false, &is_string_like, "Utf8"),
+            EventField::Resolved => check(name, false, &|dt| *dt == DataType::Boolean, "Boolean"),
+            _ => check(name, false, &|dt| dt.is_numeric(), "Float64"),
+        };
+        if found {
+            present.push(field);
+        }
+    }
+    present
 }
 
 fn first_value(source: &ParquetSource, file: usize, name: &str) -> Option<String> {

@@ -1,6 +1,7 @@
 //! Loading inputs (SPEC §2): resolving a path into Parquet files, reading the subscriber
 //! table into checked columns, streaming the interactions by row group, and reading a
-//! scored table back.
+//! scored table back. Tables may also come in memory as Arrow batches ([`memory`], for
+//! the Python package): they go through the same checks.
 //!
 //! Every check collects all problems it finds and reports them together, each naming
 //! the file, the column, what was expected, what was found, and an example row.
@@ -9,12 +10,14 @@ pub mod columns;
 pub mod error;
 pub mod files;
 pub mod interactions;
+pub mod memory;
 pub mod scored;
 pub mod subscribers;
 
 pub use error::LoadError;
 pub use files::ParquetSource;
-pub use interactions::{EventColumns, Interactions};
+pub use interactions::{EventColumns, EventSource, Interactions};
+pub use memory::{ArrowTable, TableSource};
 pub use scored::read_scored;
 pub use subscribers::{IdIndex, Subscribers};
 
@@ -75,28 +78,63 @@ impl Inputs {
     /// [`Inputs::load`] with only one shard's rows of the subscriber table
     /// ([`Subscribers::load_shard`]); the interactions are opened, not read.
     pub fn load_shard(spec: &InputSpec, shard: Shard) -> Result<Inputs, InputErrors> {
+        let mut inputs = Inputs::from_tables(
+            &TableSource::Path(spec.subscribers.clone()),
+            spec.interactions.clone().map(TableSource::Path),
+            spec.taxonomy.as_deref(),
+            &spec.subscriber_columns,
+            &spec.interaction_columns,
+            shard,
+        )?;
+        // custom features scan the files themselves (tables in memory have none)
+        if !spec.custom.is_empty() {
+            inputs.custom = spec.custom.clone();
+            inputs.subscriber_files = ParquetSource::resolve(&spec.subscribers)
+                .map(|s| s.files)
+                .unwrap_or_default();
+        }
+        Ok(inputs)
+    }
+
+    /// Loads and checks inputs given by path or in memory (one shard's subscribers, or
+    /// [`Shard::ALL`]), reporting all problems together.
+    pub fn from_tables(
+        subscribers: &TableSource,
+        interactions: Option<TableSource>,
+        taxonomy: Option<&Path>,
+        subscriber_columns: &SubscriberColumns,
+        interaction_columns: &InteractionColumns,
+        shard: Shard,
+    ) -> Result<Inputs, InputErrors> {
         let mut errors = Vec::new();
-        let taxonomy = Taxonomy::load(spec.taxonomy.as_deref())
+        let taxonomy_source = taxonomy.map_or("shipped".into(), |p| p.display().to_string());
+        let taxonomy = Taxonomy::load(taxonomy)
             .map_err(|e| errors.push(e.into()))
             .ok();
-        let subscribers =
-            Subscribers::load_shard(&spec.subscribers, &spec.subscriber_columns, shard)
-                .map_err(|e| errors.push(e.into()))
-                .ok();
+        let subscribers = match subscribers {
+            TableSource::Path(path) => Subscribers::load_shard(path, subscriber_columns, shard),
+            TableSource::Memory(table) => Subscribers::from_table(table, subscriber_columns, shard),
+        }
+        .map_err(|e| errors.push(e.into()))
+        .ok();
         // The id type of the interactions must match the subscribers'; without a
         // readable subscriber table, check the rest assuming whatever the events use.
         let ids_are_strings = subscribers
             .as_ref()
             .map(|s| matches!(s.ids, subscribers::SubscriberIds::Str(_)));
-        let interactions = match &spec.interactions {
+        let interactions = match interactions {
             None => Some(None),
-            Some(path) => {
+            Some(source) => {
                 let strings = ids_are_strings
-                    .unwrap_or_else(|| guess_string_ids(path, &spec.interaction_columns));
-                Interactions::open(path, spec.interaction_columns.clone(), strings)
-                    .map(Some)
-                    .map_err(|e| errors.push(e.into()))
-                    .ok()
+                    .unwrap_or_else(|| guess_string_ids(&source, interaction_columns));
+                let names = interaction_columns.clone();
+                match source {
+                    TableSource::Path(path) => Interactions::open(&path, names, strings),
+                    TableSource::Memory(table) => Interactions::from_table(table, names, strings),
+                }
+                .map(Some)
+                .map_err(|e| errors.push(e.into()))
+                .ok()
             }
         };
         match (subscribers, interactions, taxonomy) {
@@ -105,19 +143,10 @@ impl Inputs {
                     subscribers,
                     interactions,
                     taxonomy,
-                    taxonomy_source: spec
-                        .taxonomy
-                        .as_ref()
-                        .map_or("shipped".into(), |p| p.display().to_string()),
-                    custom: spec.custom.clone(),
-                    subscriber_files: if spec.custom.is_empty() {
-                        Vec::new()
-                    } else {
-                        ParquetSource::resolve(&spec.subscribers)
-                            .map(|s| s.files)
-                            .unwrap_or_default()
-                    },
-                    subscriber_columns: spec.subscriber_columns.clone(),
+                    taxonomy_source,
+                    custom: CustomFeatures::default(),
+                    subscriber_files: Vec::new(),
+                    subscriber_columns: subscriber_columns.clone(),
                 })
             }
             _ => Err(InputErrors(errors)),
@@ -139,8 +168,8 @@ impl Inputs {
         });
         if let Some(i) = &self.interactions {
             v["interactions"] = serde_json::json!({
-                "path": i.source.shown,
-                "files": i.source.files.len(),
+                "path": i.source.shown(),
+                "files": i.source.file_count(),
                 "rows": i.rows,
             });
         }
@@ -151,16 +180,17 @@ impl Inputs {
     }
 }
 
-fn guess_string_ids(path: &Path, names: &InteractionColumns) -> bool {
-    let Ok(source) = ParquetSource::resolve(path) else {
-        return false;
+fn guess_string_ids(source: &TableSource, names: &InteractionColumns) -> bool {
+    let is_string = |schema: &arrow::datatypes::Schema| {
+        schema
+            .field_with_name(&names.subscriber_id)
+            .map(|f| columns::is_string_like(f.data_type()))
+            .unwrap_or(false)
     };
-    let Ok(builder) = source.open(0) else {
-        return false;
-    };
-    builder
-        .schema()
-        .field_with_name(&names.subscriber_id)
-        .map(|f| columns::is_string_like(f.data_type()))
-        .unwrap_or(false)
+    match source {
+        TableSource::Memory(table) => is_string(&table.schema),
+        TableSource::Path(path) => ParquetSource::resolve(path)
+            .and_then(|source| source.open(0))
+            .is_ok_and(|builder| is_string(builder.schema())),
+    }
 }

@@ -10,11 +10,12 @@ use ahash::RandomState;
 use arrow::array::RecordBatch;
 use arrow::array::{Array, ArrayRef, AsArray, Float64Array, Int64Array, StringArray};
 use arrow::compute::{cast, concat, filter_record_batch};
-use arrow::datatypes::{DataType, Field, Int64Type};
+use arrow::datatypes::{DataType, Field, Int64Type, Schema};
 
 use super::columns::{example, is_string_like, to_days};
 use super::error::LoadError;
 use super::files::ParquetSource;
+use super::memory::ArrowTable;
 use crate::asof::AsOf;
 use crate::prefetch::prefetch;
 use crate::shard::Shard;
@@ -489,8 +490,6 @@ impl Subscribers {
     ) -> Result<Subscribers, LoadError> {
         let source = ParquetSource::resolve(path)?;
         let (batches, positions) = read_shard(&source, &columns.subscriber_id, shard)?;
-        let row_of = |r: usize| positions.get(r).copied().unwrap_or(r as u64);
-        let shown = source.shown.clone();
         let schemas = source.schemas()?;
         let schema = schemas[0].clone();
         let mut problems = Vec::new();
@@ -503,6 +502,57 @@ impl Subscribers {
                 ));
             }
         }
+        Subscribers::check(
+            source.shown.clone(),
+            &schema,
+            &batches,
+            positions,
+            columns,
+            problems,
+        )
+    }
+
+    /// [`Subscribers::load_shard`] of a table in memory: the same checks and messages,
+    /// with the table's label where a file would be named.
+    pub fn from_table(
+        table: &ArrowTable,
+        columns: &SubscriberColumns,
+        shard: Shard,
+    ) -> Result<Subscribers, LoadError> {
+        let mut batches = Vec::new();
+        let mut positions = Vec::new();
+        let mut row = 0u64;
+        for batch in &table.batches {
+            keep_shard(
+                batch,
+                &columns.subscriber_id,
+                shard,
+                &mut row,
+                &mut batches,
+                &mut positions,
+            )?;
+        }
+        Subscribers::check(
+            table.shown.clone(),
+            &table.schema,
+            &batches,
+            positions,
+            columns,
+            Vec::new(),
+        )
+    }
+
+    /// Checks the batches read from one input (of `schema`) into the typed table;
+    /// `problems` holds what was already found wrong with the input's files.
+    fn check(
+        shown: String,
+        schema: &Schema,
+        batches: &[RecordBatch],
+        positions: Vec<u64>,
+        columns: &SubscriberColumns,
+        mut problems: Vec<String>,
+    ) -> Result<Subscribers, LoadError> {
+        let row_of = |r: usize| positions.get(r).copied().unwrap_or(r as u64);
         problems.extend(super::files::duplicate_columns(&schema));
         let unknown: Vec<String> = columns
             .exclude
@@ -521,10 +571,7 @@ impl Subscribers {
         }
         let column = |name: &str| -> Option<ArrayRef> {
             let idx = schema.index_of(name).ok()?;
-            let parts: Vec<&dyn Array> = batches
-                .iter()
-                .map(|(_, b)| b.column(idx).as_ref())
-                .collect();
+            let parts: Vec<&dyn Array> = batches.iter().map(|b| b.column(idx).as_ref()).collect();
             if parts.is_empty() {
                 Some(arrow::array::new_empty_array(schema.field(idx).data_type()))
             } else {
@@ -815,7 +862,7 @@ fn read_shard(
     source: &ParquetSource,
     id_column: &str,
     shard: Shard,
-) -> Result<(Vec<(usize, RecordBatch)>, Vec<u64>), LoadError> {
+) -> Result<(Vec<RecordBatch>, Vec<u64>), LoadError> {
     let mut batches = Vec::new();
     let mut positions = Vec::new();
     let mut row = 0u64;
@@ -827,29 +874,50 @@ fn read_shard(
             .map_err(|e| source.corrupt(file, e))?;
         for batch in reader {
             let batch = batch.map_err(|e| source.corrupt(file, e))?;
-            let n = batch.num_rows() as u64;
-            let mask = batch
-                .column_by_name(id_column)
-                .and_then(|ids| shard.mask(ids.as_ref()));
-            match mask {
-                // every row: the whole input, or ids the check below reports
-                None => {
-                    positions.extend(row..row + n);
-                    batches.push((file, batch));
-                }
-                Some(mask) => {
-                    positions.extend(
-                        (0..batch.num_rows())
-                            .filter(|&i| mask.value(i))
-                            .map(|i| row + i as u64),
-                    );
-                    batches.push((file, filter_record_batch(&batch, &mask)?));
-                }
-            }
-            row += n;
+            keep_shard(
+                &batch,
+                id_column,
+                shard,
+                &mut row,
+                &mut batches,
+                &mut positions,
+            )?;
         }
     }
     Ok((batches, positions))
+}
+
+/// Keeps the rows of `batch` in `shard` (by the column `id_column`) with their positions
+/// in the whole input, `row` being the position of the batch's first row.
+fn keep_shard(
+    batch: &RecordBatch,
+    id_column: &str,
+    shard: Shard,
+    row: &mut u64,
+    batches: &mut Vec<RecordBatch>,
+    positions: &mut Vec<u64>,
+) -> Result<(), LoadError> {
+    let n = batch.num_rows() as u64;
+    let mask = batch
+        .column_by_name(id_column)
+        .and_then(|ids| shard.mask(ids.as_ref()));
+    match mask {
+        // every row: the whole input, or ids the check reports
+        None => {
+            positions.extend(*row..*row + n);
+            batches.push(batch.clone());
+        }
+        Some(mask) => {
+            positions.extend(
+                (0..batch.num_rows())
+                    .filter(|&i| mask.value(i))
+                    .map(|i| *row + i as u64),
+            );
+            batches.push(filter_record_batch(batch, &mask)?);
+        }
+    }
+    *row += n;
+    Ok(())
 }
 
 fn check_ids(

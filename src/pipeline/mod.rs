@@ -80,12 +80,7 @@ pub fn load_inputs_shard(
     features::custom::check(spec).map_err(features::FeatureError::from)?;
     let step = console.progress(0, "load", "");
     let inputs = Inputs::load_shard(spec, shard)?;
-    if strict {
-        let unknown = unknown_touchpoints(&inputs).map_err(|e| InputErrors(vec![e.into()]))?;
-        if !unknown.is_empty() {
-            return Err(PipelineError::UnknownTouchpoints(unknown));
-        }
-    }
+    check_strict(&inputs, strict)?;
     let events = inputs
         .interactions
         .as_ref()
@@ -97,6 +92,18 @@ pub fn load_inputs_shard(
         inputs.subscribers.len()
     ));
     Ok(inputs)
+}
+
+/// Under `strict`, fails when the interactions hold touchpoints missing from the
+/// taxonomy (before any work starts).
+pub fn check_strict(inputs: &Inputs, strict: bool) -> Result<(), PipelineError> {
+    if strict {
+        let unknown = unknown_touchpoints(inputs).map_err(|e| InputErrors(vec![e.into()]))?;
+        if !unknown.is_empty() {
+            return Err(PipelineError::UnknownTouchpoints(unknown));
+        }
+    }
+    Ok(())
 }
 
 /// One line saying what was skipped and why.

@@ -9,7 +9,7 @@
 //!    partial in the scratch directory, a few columns of each subscriber
 //!    ([`PopulationPart`]) and the guards' counts stay in memory;
 //! 2. **population** — the guards judge the summed counts, then the population steps
-//!    ([`Cutoffs::gather`]) turn the gathered columns into explicit cut-offs;
+//!    ([`Population::gather`]) turn the gathered columns into explicit cut-offs;
 //! 3. **map** — per shard: the finishing pass applies the cut-offs to the partial;
 //! 4. **write** — `--out F.parquet`: the shards' rows merged into canonical order (their
 //!    position in the subscriber input) and written in row groups of the size the
@@ -35,9 +35,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arrow::array::{
-    Array, ArrayRef, AsArray, BinaryArray, RecordBatch, RecordBatchReader, UInt64Array,
-};
+use arrow::array::{ArrayRef, AsArray, RecordBatch, RecordBatchReader, UInt64Array};
 use arrow::compute::{concat_batches, interleave_record_batch};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, UInt64Type};
 use parquet::arrow::ArrowWriter;
@@ -45,14 +43,14 @@ use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchR
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
 
-use crate::features::accumulate::{EventCounts, TouchpointUse};
+use crate::features::accumulate::EventCounts;
 use crate::features::{FeatureParams, FeatureTable};
 use crate::guard::Snapshot;
 use crate::load::subscribers::SubscriberDomain;
 use crate::load::{InputSpec, Inputs};
 use crate::score::finish::finish;
-use crate::score::kernel::Kernel;
-use crate::score::population::{Cutoffs, PopulationPart, Tally};
+use crate::score::kernel::{Kernel, Partial};
+use crate::score::population::{Population, PopulationPart, Tally};
 use crate::score::{ScoreParams, ScoreSummary};
 use crate::segment::movement::MovementTally;
 use crate::shard::{Shard, SmallestHashes};
@@ -64,8 +62,6 @@ pub const ROW_GROUP_ROWS: usize = 1 << 20;
 
 /// The column holding each row's position in a partial.
 const POSITION: &str = "__position";
-/// The column holding each row's touchpoint use in a score partial.
-const TOUCHPOINT_USE: &str = "__touchpoint_use";
 
 /// Why a sharded run failed: its own problems (scratch, partials, the memory budget)
 /// and those of the stages it runs, each as that stage says it.
@@ -688,43 +684,6 @@ pub struct ShardedScore {
     pub movement: Option<crate::segment::Movement>,
 }
 
-/// The touchpoint use of a table's rows as one binary value per row (events, good, low
-/// as little-endian `u32`s per touchpoint).
-fn uses_column(table: &FeatureTable) -> Option<BinaryArray> {
-    let usage = table.touchpoint_use.as_ref()?;
-    let rows = table.batch.num_rows();
-    let mut values: Vec<Vec<u8>> = Vec::with_capacity(rows);
-    for r in 0..rows {
-        let mut bytes = Vec::with_capacity(usage.touchpoints.len() * 12);
-        for u in usage.row(r) {
-            bytes.extend(u.events.to_le_bytes());
-            bytes.extend(u.good.to_le_bytes());
-            bytes.extend(u.low.to_le_bytes());
-        }
-        values.push(bytes);
-    }
-    Some(BinaryArray::from_iter_values(values))
-}
-
-fn uses_of(column: &BinaryArray) -> Vec<TouchpointUse> {
-    let word = |b: &[u8], i: usize| {
-        b.get(i * 4..i * 4 + 4)
-            .and_then(|w| w.try_into().ok())
-            .map_or(0, u32::from_le_bytes)
-    };
-    column
-        .iter()
-        .flat_map(|row| {
-            let row = row.unwrap_or(&[]);
-            (0..row.len() / 12).map(move |k| TouchpointUse {
-                events: word(row, 3 * k),
-                good: word(row, 3 * k + 1),
-                low: word(row, 3 * k + 2),
-            })
-        })
-        .collect()
-}
-
 /// `score --shards K`: scores shard by shard and stages the scored table in `outputs`.
 #[allow(clippy::too_many_arguments)]
 pub fn score(
@@ -749,7 +708,6 @@ pub fn score(
     let mut gathered = None;
     let mut parts = Vec::new();
     let mut partials = Vec::new();
-    let mut feature_columns = 0;
     for shard in Shard::each(plan.shards) {
         let table = shard_features(spec, strict, shard, features, &mut gathered, console)?;
         let kernel =
@@ -764,24 +722,7 @@ pub fn score(
             &table.batch,
             table.touchpoint_use.as_ref(),
         ));
-        let mut fields: Vec<Field> = table
-            .batch
-            .schema()
-            .fields()
-            .iter()
-            .map(|f| f.as_ref().clone())
-            .collect();
-        let mut columns: Vec<ArrayRef> = table.batch.columns().to_vec();
-        feature_columns = columns.len();
-        for (name, c) in kernel.columns() {
-            fields.push(Field::new(name, c.data_type().clone(), true));
-            columns.push(c);
-        }
-        if let Some(uses) = uses_column(&table) {
-            fields.push(Field::new(TOUCHPOINT_USE, DataType::Binary, true));
-            columns.push(Arc::new(uses));
-        }
-        let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?;
+        let batch = crate::score::kernel::partial(&table, &kernel)?;
         let path = scratch.file("kernel", shard);
         write_partial(&path, &kernel.positions, &batch)?;
         partials.push(path);
@@ -791,22 +732,22 @@ pub fn score(
         crate::guard::judge(&gathered.snapshot, guards, previous.map(|p| p.1)).enforce()?;
     report.warnings().iter().for_each(|w| console.say(w));
     let step = console.progress(0, "score", "");
-    let cutoffs = Cutoffs::gather(parts, params);
+    let population = Population::gather(parts, params);
     let mut tally = Tally::default();
     let mut finished = Vec::new();
     for (k, partial) in partials.iter().enumerate() {
         let (positions, all) = read_partial(partial)?;
-        let features = all.project(&(0..feature_columns).collect::<Vec<_>>())?;
-        let kernel = Kernel::from_partial(&all, &positions)?;
-        let uses = all
-            .column_by_name(TOUCHPOINT_USE)
-            .and_then(|c| c.as_binary_opt::<i32>())
-            .map(uses_of);
+        let Partial {
+            features,
+            kernel,
+            uses,
+        } = Partial::read(&all, &positions)?;
         let done = finish(
             &features,
             &kernel,
             uses.as_deref(),
-            &cutoffs,
+            &population.cutoffs,
+            population.percentiles(&kernel.profit),
             artifact,
             params,
             as_of,
@@ -823,7 +764,7 @@ pub fn score(
         write_partial(&path, &kernel.positions, &done.batch)?;
         finished.push(path);
     }
-    let summary = cutoffs.summary(&tally);
+    let summary = population.summary(&tally);
     step.finish(format!("{} subscribers", summary.rows));
     let movement = match previous {
         None => None,

@@ -33,36 +33,41 @@ pub struct Finished {
 }
 
 /// Finishes the rows of `features` that `kernel` scored; `uses` is their touchpoint use
-/// (`uses[row × touchpoints + k]`, touchpoints of the cut-offs' catalogue).
+/// (`uses[row × touchpoints + k]`, touchpoints of the cut-offs' catalogue) and
+/// `percentiles` their profit percentile in the population (the forecast reads it).
+#[allow(clippy::too_many_arguments)]
 pub fn finish(
     features: &RecordBatch,
     kernel: &Kernel,
     uses: Option<&[TouchpointUse]>,
     cutoffs: &Cutoffs,
+    percentiles: Vec<f64>,
     artifact: &ModelArtifact,
     params: &ScoreParams,
     as_of: AsOf,
 ) -> Result<Finished, ModelError> {
     let n = kernel.len();
-    let pos = &kernel.positions;
+    if percentiles.len() != n {
+        return Err(ModelError::Data(format!(
+            "{} profit percentiles for {n} rows",
+            percentiles.len()
+        )));
+    }
+    let keys = &kernel.keys;
+    cutoffs.check_keys(keys)?;
     let segments: Vec<ValueSegment> = (0..n)
-        .map(|i| cutoffs.segment(kernel.profit[i], pos[i]))
+        .map(|i| cutoffs.segment(kernel.profit[i], keys, i))
         .collect();
     let deciles: Vec<i32> = (0..n)
-        .map(|i| cutoffs.decile(kernel.probs[i], pos[i]))
-        .collect();
-    let pct = kernel
-        .profit
-        .iter()
-        .map(|p| cutoffs.profit_ranks.percentile(*p))
+        .map(|i| cutoffs.decile(kernel.probs[i], keys, i))
         .collect();
     let predicted = artifact
         .value
-        .predict_with(features, segments.clone(), pct)?;
+        .predict_with(features, segments.clone(), percentiles)?;
     let gains: Vec<Option<f64>> = (0..n)
         .map(|i| {
             let gain = gain_of(kernel.value_at_risk[i], params);
-            cutoffs.targeted(gain, pos[i]).then_some(gain)
+            cutoffs.targeted(gain, keys, i).then_some(gain)
         })
         .collect();
     let footprints = FootprintReader::with_typical(features, cutoffs.typical);

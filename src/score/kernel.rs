@@ -1,7 +1,12 @@
 //! The per-subscriber half of scoring: what one subscriber's feature row decides alone —
 //! churn probability, reason codes, lifecycle stage, profit and value at risk. Nothing
 //! here looks at another subscriber, so a shard computes it for its own rows, in any
-//! row order, with the same result.
+//! row order, with the same result. The feature rows it reads do not depend on the order
+//! of the events either: counts are integers, newest events are maxima, and money,
+//! rating and duration sums are exact fixed-point integers (`FixedSum`; only amounts of
+//! 2⁸⁰ or more, which no real data holds, are summed as floats beside them). So a Spark
+//! task and its retry, handed the same rows in another order, give the same rows
+//! (`tests/row_order.rs`).
 //!
 //! What needs the whole population (value segments, risk deciles, targeting, the
 //! typical footprint behind drivers, the touchpoint catalogue) is gathered from the
@@ -10,13 +15,15 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, AsArray, Float64Array, ListArray, ListBuilder, RecordBatch, StringArray,
-    StringBuilder, UInt64Array,
+    Array, ArrayRef, AsArray, BinaryArray, Float64Array, ListArray, ListBuilder, RecordBatch,
+    StringArray, StringBuilder, UInt64Array,
 };
-use arrow::datatypes::Float64Type;
+use arrow::datatypes::{DataType, Field, Float64Type, Schema};
 
 use super::params::ScoreParams;
-use crate::features::column_f64;
+use super::population::TieKeys;
+use crate::features::accumulate::TouchpointUse;
+use crate::features::{FeatureTable, column_f64};
 use crate::model::ModelError;
 use crate::segment::LifecycleStage;
 use crate::segment::lifecycle::LifecycleFacts;
@@ -27,8 +34,10 @@ use crate::train::artifact::ModelArtifact;
 #[derive(Debug, Clone, Default)]
 pub struct Kernel {
     /// Each row's position in the subscriber input (file order, all rows counted): the
-    /// canonical row order of every output and the tie-break of every ranking.
+    /// canonical row order of the CLI's outputs (Spark's rows have none that matters).
     pub positions: Vec<u64>,
+    /// Each row's `subscriber_id`: the tie-break of every ranking.
+    pub keys: TieKeys,
     pub probs: Vec<f64>,
     pub profit: Vec<Option<f64>>,
     pub value_at_risk: Vec<f64>,
@@ -73,6 +82,7 @@ impl Kernel {
             .collect();
         Ok(Kernel {
             positions,
+            keys: TieKeys::of(batch.column(0).as_ref())?,
             probs,
             profit,
             value_at_risk,
@@ -159,11 +169,100 @@ impl Kernel {
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Kernel {
             positions: positions.values().to_vec(),
+            keys: TieKeys::of(column("subscriber_id")?.as_ref())?,
             probs: floats(KERNEL_COLUMNS[0])?,
             profit: column_f64(partial, "profit_90d"),
             value_at_risk: floats(KERNEL_COLUMNS[1])?,
             reasons,
             stages,
+        })
+    }
+}
+
+/// The column of a kernel partial holding each row's touchpoint use: one binary value
+/// per row, events, good and low ratings as little-endian `u32`s per touchpoint.
+pub const TOUCHPOINT_USE: &str = "__touchpoint_use";
+
+/// A shard's kernel output as one batch, kept between the two passes (a scratch file of
+/// the CLI, a Spark DataFrame): the feature columns, the kernel's ([`KERNEL_COLUMNS`])
+/// and, with touchpoint use, [`TOUCHPOINT_USE`].
+pub fn partial(table: &FeatureTable, kernel: &Kernel) -> Result<RecordBatch, ModelError> {
+    let schema = table.batch.schema();
+    let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+    let mut columns: Vec<ArrayRef> = table.batch.columns().to_vec();
+    for (name, c) in kernel.columns() {
+        fields.push(Field::new(name, c.data_type().clone(), true));
+        columns.push(c);
+    }
+    if let Some(usage) = &table.touchpoint_use {
+        let values = (0..table.batch.num_rows()).map(|r| {
+            let mut bytes = Vec::with_capacity(usage.touchpoints.len() * 12);
+            for u in usage.row(r) {
+                bytes.extend(u.events.to_le_bytes());
+                bytes.extend(u.good.to_le_bytes());
+                bytes.extend(u.low.to_le_bytes());
+            }
+            bytes
+        });
+        fields.push(Field::new(TOUCHPOINT_USE, DataType::Binary, true));
+        columns.push(Arc::new(BinaryArray::from_iter_values(values)));
+    }
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
+        .map_err(|e| ModelError::Data(e.to_string()))
+}
+
+/// What the finishing pass reads back from a [`partial`].
+pub struct Partial {
+    /// The feature columns, `subscriber_id` first.
+    pub features: RecordBatch,
+    pub kernel: Kernel,
+    /// `uses[row × touchpoints + k]`, when the partial holds touchpoint use.
+    pub uses: Option<Vec<TouchpointUse>>,
+}
+
+impl Partial {
+    /// Reads a partial whose rows sit at `positions` in the input. The feature columns
+    /// run from `subscriber_id` to the kernel's first column; columns before them or
+    /// unknown columns after them (an engine's own) are ignored.
+    pub fn read(batch: &RecordBatch, positions: &UInt64Array) -> Result<Partial, ModelError> {
+        let schema = batch.schema();
+        let index = |name: &str| {
+            schema
+                .index_of(name)
+                .map_err(|_| ModelError::Data(format!("the kernel's partial lacks `{name}`")))
+        };
+        let (first, end) = (index("subscriber_id")?, index(KERNEL_COLUMNS[0])?);
+        let features = batch
+            .project(&(first..end.max(first)).collect::<Vec<_>>())
+            .map_err(|e| ModelError::Data(e.to_string()))?;
+        let uses = match batch.column_by_name(TOUCHPOINT_USE) {
+            None => None,
+            Some(c) => Some(
+                c.as_binary_opt::<i32>()
+                    .ok_or_else(|| {
+                        ModelError::Data(format!("`{TOUCHPOINT_USE}` is not a binary column"))
+                    })?
+                    .iter()
+                    .flat_map(|row| {
+                        let row = row.unwrap_or(&[]);
+                        let word = move |i: usize| {
+                            row.get(i * 4..i * 4 + 4)
+                                .and_then(|w| w.try_into().ok())
+                                .map_or(0, u32::from_le_bytes)
+                        };
+                        (0..row.len() / 12).map(move |k| TouchpointUse {
+                            events: word(3 * k),
+                            good: word(3 * k + 1),
+                            low: word(3 * k + 2),
+                        })
+                    })
+                    .collect(),
+            ),
+        };
+        Ok(Partial {
+            kernel: Kernel::from_partial(batch, positions)?,
+            features,
+            uses,
         })
     }
 }

@@ -29,7 +29,7 @@ pub use crate::model::metrics::risk_deciles;
 use crate::train::artifact::ModelArtifact;
 use kernel::Kernel;
 pub use params::ScoreParams;
-use population::{Cutoffs, PopulationPart};
+use population::{Population, PopulationPart, TieKeys};
 pub use summary::{ScoreSummary, Targeting};
 
 /// Chooses whom to target: each offer costs `offer_cost` and is expected to save
@@ -37,9 +37,14 @@ pub use summary::{ScoreSummary, Targeting};
 /// taken, best first, until the budget runs out. With equal costs this greedy choice
 /// maximises the expected saved profit within the budget. Returns the net gain of each
 /// targeted subscriber (`None` for the others) and the totals.
-pub fn target(value_at_risk: &[f64], params: &ScoreParams) -> (Vec<Option<f64>>, Targeting) {
+/// Ties are broken by `keys` (the subscribers' ids).
+pub fn target(
+    value_at_risk: &[f64],
+    keys: &TieKeys,
+    params: &ScoreParams,
+) -> (Vec<Option<f64>>, Targeting) {
     let mut out = vec![None; value_at_risk.len()];
-    let (gain, order, taken, t) = population::target_ranking(value_at_risk, params);
+    let (gain, order, taken, t) = population::target_ranking(value_at_risk, keys, params);
     for &i in order.iter().take(taken) {
         out[i] = Some(gain[i]);
     }
@@ -63,19 +68,20 @@ pub fn score(
     let kernel = Kernel::run(&table.batch, table.positions.clone(), artifact, params)?;
     let usage = table.touchpoint_use.as_ref();
     let part = PopulationPart::of(&kernel, &table.batch, usage);
-    let cutoffs = Cutoffs::gather(vec![part], params);
+    let population = Population::gather(vec![part], params);
     let finished = finish::finish(
         &table.batch,
         &kernel,
         usage.map(|u| u.uses.as_slice()),
-        &cutoffs,
+        &population.cutoffs,
+        population.percentiles(&kernel.profit),
         artifact,
         params,
         table.as_of,
     )?;
     Ok(Scored {
         batch: finished.batch,
-        summary: cutoffs.summary(&finished.tally),
+        summary: population.summary(&finished.tally),
     })
 }
 
@@ -91,13 +97,15 @@ mod tests {
             save_rate: 0.5,
             ..Default::default()
         };
-        let (gains, t) = super::target(&[100.0, 10.0, 300.0, 50.0], &params);
+        let keys = super::TieKeys::Int(vec![4, 3, 2, 1]);
+        let (gains, t) = super::target(&[100.0, 10.0, 300.0, 50.0], &keys, &params);
         assert_eq!(t.targeted, 2);
         assert_eq!(gains, vec![Some(40.0), None, Some(140.0), None]);
         assert_eq!(t.spend, 20.0);
         assert_eq!(t.expected_return, 180.0);
         let none = super::ScoreParams::default();
-        assert_eq!(super::target(&[100.0], &none).1.targeted, 0);
+        let one = super::TieKeys::Int(vec![1]);
+        assert_eq!(super::target(&[100.0], &one, &none).1.targeted, 0);
     }
 
     #[test]

@@ -1,12 +1,14 @@
 //! Scoring settings: their defaults and their checks, written once for the flags and the
 //! pipeline TOML.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::model::{InvalidParams, ParamProblem};
 
-/// Scoring settings (from the pipeline config or flags).
-#[derive(Debug, Clone, Copy, Serialize)]
+/// Scoring settings (from the pipeline config or flags; as JSON, with every field
+/// optional, for an engine's tasks).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct ScoreParams {
     /// Risk deciles 1..=this count as high risk for the loyalty action.
     pub high_risk_deciles: u8,

@@ -153,10 +153,13 @@ pub struct FootprintReader {
 /// The typical subscriber's footprint: the medians over the subscribers being scored.
 /// A population step: with shards, the finite values of every shard are gathered
 /// ([`Typical::from_values`]) before any driver is read.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Typical {
+    #[serde(with = "crate::json_f64")]
     pub complaints_30d: f64,
+    #[serde(with = "crate::json_f64")]
     pub shopping_30d: f64,
+    #[serde(with = "crate::json_f64")]
     pub use_trend: f64,
 }
 

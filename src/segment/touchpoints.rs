@@ -190,7 +190,7 @@ struct Choice {
 /// touchpoint: whether anyone used it in the 90 days before `as_of`, and its mean cost
 /// to serve per event. A population step: with shards it is summed over every shard
 /// ([`TouchpointCatalogue::absorb`]) before any subscriber's touchpoints are chosen.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TouchpointCatalogue {
     /// The taxonomy's touchpoints with their classes.
     pub touchpoints: Vec<(String, TouchpointClass)>,

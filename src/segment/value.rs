@@ -1,10 +1,11 @@
 //! Value segments by the 80/20/30 rule: subscribers ranked by `profit_90d`, the top 20%
 //! are `top20`, the next 50% `middle50`, the last 30% `bottom30`. Shares are exact
-//! (rounded to whole subscribers); ties keep input order, and unknown profit (null or
+//! (rounded to whole subscribers); ties keep input order here (scoring breaks them by
+//! `subscriber_id`), and unknown profit (null or
 //! NaN, from a missing `monthly_revenue`) ranks last.
 //!
 //! Where the ranking rests on little — a constant or nearly constant profit, or a cut
-//! that runs through many subscribers of equal profit, so that input order decides
+//! that runs through many subscribers of equal profit, so that the tie-break decides
 //! their segment — [`ProfitSpread`] (inside the [`WhaleCurve`]) says so, and the
 //! forecast of next period's segment ([`super::forecast`]) declines to learn from it.
 
@@ -17,9 +18,10 @@ crate::names::named_enum!(
     ValueSegment { Top20 => "top20", Middle50 => "middle50", Bottom30 => "bottom30" }
 );
 
-/// The ranking key of a profit: unknown (null or NaN) is `None`.
+/// The ranking key of a profit: unknown (null or NaN) is `None`, and `-0.0` is `0.0`
+/// (so that the two tie, as in Spark's comparison of doubles).
 pub fn profit_key(profit: Option<f64>) -> Option<f64> {
-    profit.filter(|p| !p.is_nan())
+    profit.filter(|p| !p.is_nan()).map(|p| p + 0.0)
 }
 
 /// The profit order: the more profitable first (by `f64::total_cmp`), unknown last.
@@ -73,6 +75,14 @@ impl ProfitRanks {
             ),
             None => (self.known.len(), n),
         };
+        Self::percentile_of_span(start, end, n)
+    }
+
+    /// The percentile of the subscribers at ranks `start..end` (from 0, most profitable
+    /// first) of a population of `n`: for an engine that ranks on its own, with `start`
+    /// and `end` those of the subscriber's tie (unknown profits: from the known count to
+    /// `n`).
+    pub fn percentile_of_span(start: usize, end: usize, n: usize) -> f64 {
         (start + end) as f64 / 2.0 / n as f64
     }
 }
@@ -292,10 +302,10 @@ impl ProfitSpread {
         spread.warning = if n == 0 {
             None
         } else if known == 0 {
-            Some("profit_90d is unknown for every subscriber: the 20/50/30 split follows input order, not value".into())
+            Some("profit_90d is unknown for every subscriber: the 20/50/30 split follows the order ties are broken in, not value".into())
         } else if distinct == 1 && known == n {
             Some(format!(
-                "profit_90d is {:.2} for every subscriber: the 20/50/30 split follows input order, not value",
+                "profit_90d is {:.2} for every subscriber: the 20/50/30 split follows the order ties are broken in, not value",
                 key(0).unwrap_or(0.0)
             ))
         } else if let (Some(m), Some(s)) = (median, central_spread)
@@ -315,7 +325,7 @@ impl ProfitSpread {
                     .collect()
             };
             Some(format!(
-                "{decided} of {n} subscribers ({:.1}%) share the profit at a segment cut ({}): input order, not profit, decides their segment",
+                "{decided} of {n} subscribers ({:.1}%) share the profit at a segment cut ({}): the tie-break, not profit, decides their segment",
                 100.0 * decided as f64 / n as f64,
                 ties.join("; ")
             ))
