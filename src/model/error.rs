@@ -72,6 +72,17 @@ pub enum ModelError {
     )]
     NoRows,
 
+    /// A library fit stopped on an internal assertion (caught, never passed on).
+    #[error("{model}: the fit stopped inside {library} ({message}); this baseline is left out")]
+    LibraryFit {
+        /// The model being fitted.
+        model: &'static str,
+        /// The crate whose code stopped.
+        library: &'static str,
+        /// What it said.
+        message: String,
+    },
+
     /// Labels and feature rows do not pair up.
     #[error("`labels` has {labels} entries but the feature table has {rows} rows")]
     LabelCount {

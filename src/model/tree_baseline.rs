@@ -76,11 +76,26 @@ impl TreeBaseline {
             })
             .collect();
         let dataset = Dataset::new(z.clone(), Array1::from(y.clone())).with_weights(weights);
-        let tree = DecisionTree::params()
-            .max_depth(Some(max_depth.max(1)))
-            .min_weight_leaf(min_leaf.max(1) as f32)
-            .min_weight_split(2.0 * min_leaf.max(1) as f32)
-            .fit(&dataset)?;
+        // linfa-trees 0.8 asserts that every candidate side holds weight (`gini_impurity`:
+        // `n_samples > 0.0`), which some data breaks (seen on 100k generated
+        // subscribers); the tree is only a baseline, so such a fit is reported and left
+        // out rather than ending the run.
+        let fit = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            DecisionTree::params()
+                .max_depth(Some(max_depth.max(1)))
+                .min_weight_leaf(min_leaf.max(1) as f32)
+                .min_weight_split(2.0 * min_leaf.max(1) as f32)
+                .fit(&dataset)
+        }));
+        let tree = fit.map_err(|payload| ModelError::LibraryFit {
+            model: "decision-tree baseline",
+            library: "linfa-trees",
+            message: payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic".into()),
+        })??;
 
         let mut nodes = Vec::new();
         flatten(tree.root_node(), &mut nodes);
