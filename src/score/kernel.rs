@@ -21,7 +21,7 @@ use arrow::array::{
 use arrow::datatypes::{DataType, Field, Float64Type, Schema};
 
 use super::params::ScoreParams;
-use super::population::TieKeys;
+use super::ties::TieKeys;
 use crate::features::accumulate::TouchpointUse;
 use crate::features::{FeatureTable, column_f64};
 use crate::model::ModelError;

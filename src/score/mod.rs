@@ -20,6 +20,7 @@ pub mod kernel;
 pub mod params;
 pub mod population;
 pub mod summary;
+pub mod ties;
 
 use arrow::array::RecordBatch;
 
