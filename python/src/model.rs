@@ -109,7 +109,7 @@ pub fn train(
         let metrics = trained.metrics_json()?;
         let artifact = ModelArtifact::from_bytes(&json, &name)?;
         let mut manifest =
-            churnseg::pipeline::model_manifest("train", &inputs, &artifact, &timings);
+            churnseg::pipeline::model_manifest("train", inputs.describe(), &artifact, &timings);
         manifest.set("guards", &guards);
         Ok(Model {
             artifact,
