@@ -24,3 +24,12 @@ pub mod shard;
 pub mod taxonomy;
 pub mod train;
 pub mod write;
+
+/// The text of a caught panic's payload (a `&str` or a `String`, as `panic!` makes them).
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into())
+}

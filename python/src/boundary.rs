@@ -141,16 +141,7 @@ pub fn run<T: Send>(
         Ok(result) => result.map_err(Failure::into_py_err),
         Err(panic) => Err(ChurnsegError::new_err(format!(
             "internal error (a bug in churnseg; please report it with the input that caused it): {}",
-            panic_message(panic.as_ref())
+            churnseg::panic_message(panic.as_ref())
         ))),
     }
-}
-
-/// The text of a panic's payload.
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    payload
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "a panic without a message".into())
 }

@@ -90,11 +90,7 @@ impl TreeBaseline {
         let tree = fit.map_err(|payload| ModelError::LibraryFit {
             model: "decision-tree baseline",
             library: "linfa-trees",
-            message: payload
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "a panic".into()),
+            message: crate::panic_message(payload.as_ref()),
         })??;
 
         let mut nodes = Vec::new();
