@@ -97,44 +97,79 @@ impl FixedSum {
     }
 }
 
+/// An exact sum in 2⁻³² fixed point, an accumulator's form of [`FixedSum`]: the values
+/// that fixed point does not hold go to the accumulator's `odd` sums.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Fixed(i128);
+
+/// Which of an [`Accumulator`]'s sums (also the index of its `odd` part).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sum {
+    Satisfaction = 0,
+    Revenue = 1,
+    Cost = 2,
+    PersonnelDuration = 3,
+}
+
+/// One band's counters ([`SLOTS`] of them), padded to a cache line.
+pub type Band = [u32; 16];
+
 /// Everything the features need to know about one subscriber's events before `as_of`.
+///
+/// Laid out in whole cache lines by how often an event writes them, since on a log in
+/// time order nearly every event's accumulator comes from memory: the first line is
+/// written by every event (newest instant, channels, money and rating sums), the second
+/// by most (newest instant per kind, rating counts), the third by the extended features
+/// only, and of the three band lines an event writes the one its age falls in. An event
+/// so writes about three lines, where the packed layout (a float beside each fixed-point
+/// sum, bands of 60 bytes across line boundaries) wrote five.
 #[derive(Debug, Clone, Copy)]
+#[repr(C, align(64))]
 pub struct Accumulator {
-    /// `counts[band][slot]`; band 0 = age ≤ 7 days, 1 = (7, 30], 2 = (30, 90].
-    pub counts: [[u32; SLOTS]; 3],
     /// Newest event instant (µs), `i64::MIN` when none.
     pub last: i64,
+    /// Channel codes < 64 seen in 90 days, as bits.
+    pub channels: u64,
+    satisfaction: Fixed,
+    revenue: Fixed,
+    cost: Fixed,
     pub last_kind: [i64; 6],
-    pub satisfaction: FixedSum,
     pub satisfaction_n: u32,
     pub low_satisfaction: u32,
     pub complaints_unresolved: u32,
-    pub revenue: FixedSum,
-    pub cost: FixedSum,
-    /// Channel codes < 64 seen in 90 days, as bits.
-    pub channels: u64,
+    pub personnel_duration_n: u32,
+    personnel_duration: Fixed,
     /// Events in 90 days per reason (service, price, product, operation).
     pub reasons: [u32; 4],
-    pub personnel_duration: FixedSum,
-    pub personnel_duration_n: u32,
+    /// The part of each [`Sum`] that fixed point does not hold (huge or not finite).
+    odd: [f64; 4],
+    /// `counts[band][slot]`; band 0 = age ≤ 7 days, 1 = (7, 30], 2 = (30, 90].
+    pub counts: [Band; 3],
 }
+
+// The layout described above: six lines, the bands on lines of their own.
+const _: () = assert!(std::mem::size_of::<Accumulator>() == 6 * 64);
+const _: () = assert!(std::mem::offset_of!(Accumulator, last_kind) == 64);
+const _: () = assert!(std::mem::offset_of!(Accumulator, personnel_duration) == 128);
+const _: () = assert!(std::mem::offset_of!(Accumulator, counts) == 192);
 
 impl Default for Accumulator {
     fn default() -> Self {
         Accumulator {
-            counts: [[0; SLOTS]; 3],
             last: i64::MIN,
+            channels: 0,
+            satisfaction: Fixed::default(),
+            revenue: Fixed::default(),
+            cost: Fixed::default(),
             last_kind: [i64::MIN; 6],
-            satisfaction: FixedSum::default(),
             satisfaction_n: 0,
             low_satisfaction: 0,
             complaints_unresolved: 0,
-            revenue: FixedSum::default(),
-            cost: FixedSum::default(),
-            channels: 0,
-            reasons: [0; 4],
-            personnel_duration: FixedSum::default(),
             personnel_duration_n: 0,
+            personnel_duration: Fixed::default(),
+            reasons: [0; 4],
+            odd: [0.0; 4],
+            counts: [[0; 16]; 3],
         }
     }
 }
@@ -143,6 +178,36 @@ impl Accumulator {
     /// Events in the window `w` (index into [`WINDOWS`]) for counter `slot`.
     pub fn count(&self, w: usize, slot: usize) -> u32 {
         in_window(w, |band| self.counts[band][slot])
+    }
+
+    fn fixed(&mut self, which: Sum) -> &mut Fixed {
+        match which {
+            Sum::Satisfaction => &mut self.satisfaction,
+            Sum::Revenue => &mut self.revenue,
+            Sum::Cost => &mut self.cost,
+            Sum::PersonnelDuration => &mut self.personnel_duration,
+        }
+    }
+
+    /// Adds `v` to the sum `which`, exactly as [`FixedSum::add`] does.
+    #[inline]
+    fn add(&mut self, which: Sum, v: f64) {
+        if v.abs() < FIXED_LIMIT {
+            self.fixed(which).0 += (v * FIXED_SCALE).round() as i128;
+        } else {
+            self.odd[which as usize] += v;
+        }
+    }
+
+    /// The sum `which`, as [`FixedSum::value`] gives it.
+    pub fn sum(&self, which: Sum) -> f64 {
+        let fixed = match which {
+            Sum::Satisfaction => self.satisfaction,
+            Sum::Revenue => self.revenue,
+            Sum::Cost => self.cost,
+            Sum::PersonnelDuration => self.personnel_duration,
+        };
+        fixed.0 as f64 / FIXED_SCALE + self.odd[which as usize]
     }
 }
 
@@ -565,24 +630,24 @@ impl Part {
                     && let Some(d) =
                         value(&batch.duration, i).filter(|d| *d >= 0.0 && d.is_finite())
                 {
-                    acc.personnel_duration.add(d);
+                    acc.add(Sum::PersonnelDuration, d);
                     acc.personnel_duration_n += 1;
                 }
             }
             let rating = value(&batch.satisfaction, i).filter(|s| (1.0..=5.0).contains(s));
             if let Some(s) = rating {
-                acc.satisfaction.add(s);
+                acc.add(Sum::Satisfaction, s);
                 acc.satisfaction_n += 1;
                 if s <= 2.0 {
                     acc.low_satisfaction += 1;
                 }
             }
             if let Some(r) = value(&batch.revenue, i).filter(|r| r.is_finite()) {
-                acc.revenue.add(r);
+                acc.add(Sum::Revenue, r);
             }
             let cost_i = value(&batch.cost, i).filter(|c| c.is_finite());
             if let Some(c) = cost_i {
-                acc.cost.add(c);
+                acc.add(Sum::Cost, c);
             }
             let ch = batch.ch[i];
             if ch < 64 {

@@ -35,7 +35,7 @@ use crate::shard::Shard;
 use crate::taxonomy::{Category, Kind, Stage, Taxonomy, TouchpointClass};
 use accumulate::{
     Accumulator, EventCounts, FixedSum, PassContext, PassState, SLOT_CATEGORY, SLOT_KIND,
-    SLOT_STAGE, SnapshotTable, TouchpointCounts, TouchpointUse, UseCounts, WINDOWS, Worker,
+    SLOT_STAGE, SnapshotTable, Sum, TouchpointCounts, TouchpointUse, UseCounts, WINDOWS, Worker,
 };
 use codes::ChannelRegistry;
 
@@ -613,7 +613,7 @@ fn assemble(
     push(
         "satisfaction_mean_90d".into(),
         float_column(accs.iter().map(|a| {
-            (a.satisfaction_n > 0).then(|| a.satisfaction.value() / a.satisfaction_n as f64)
+            (a.satisfaction_n > 0).then(|| a.sum(Sum::Satisfaction) / a.satisfaction_n as f64)
         })),
     );
     push(
@@ -655,7 +655,7 @@ fn assemble(
                 .monthly_revenue
                 .is_valid(r as usize)
                 .then(|| subscribers.monthly_revenue.value(r as usize));
-            mr.map(|mr| a.revenue.value() + 3.0 * mr)
+            mr.map(|mr| a.sum(Sum::Revenue) + 3.0 * mr)
         })
         .collect();
     let cost: Vec<f64> = accs
@@ -667,7 +667,7 @@ fn assemble(
                 .as_ref()
                 .and_then(|c| c.is_valid(r as usize).then(|| c.value(r as usize)))
                 .unwrap_or(0.0);
-            a.cost.value() + 3.0 * mc
+            a.sum(Sum::Cost) + 3.0 * mc
         })
         .collect();
     let profit: Vec<Option<f64>> = revenue
@@ -689,7 +689,7 @@ fn assemble(
             "personnel_duration_mean_90d".into(),
             float_column(accs.iter().map(|a| {
                 (a.personnel_duration_n > 0)
-                    .then(|| a.personnel_duration.value() / a.personnel_duration_n as f64)
+                    .then(|| a.sum(Sum::PersonnelDuration) / a.personnel_duration_n as f64)
             })),
         );
         if let Some(counts) = &merged.touchpoint_counts {
