@@ -33,3 +33,38 @@ pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         .or_else(|| payload.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "a panic without a message".into())
 }
+
+/// Runs `f`, returning a panic inside it as its message, and without the report the
+/// panic hook would write on stderr: for a library call whose panic is expected and
+/// handled (linfa-trees asserts on some data), where that report would only alarm.
+/// Panics on other threads, or outside `f`, are reported as usual.
+pub fn catch_quietly<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+    use std::cell::Cell;
+    thread_local!(static QUIET: Cell<bool> = const { Cell::new(false) });
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| {
+        let report = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !QUIET.with(Cell::get) {
+                report(info)
+            }
+        }));
+    });
+    let was = QUIET.with(|q| q.replace(true));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    QUIET.with(|q| q.set(was));
+    result.map_err(|payload| panic_message(payload.as_ref()))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_quiet_catch_returns_the_panic_as_its_message() {
+        assert_eq!(super::catch_quietly(|| 7), Ok(7));
+        let caught = super::catch_quietly(|| -> u8 { panic!("n_samples > {}", 0) });
+        assert_eq!(caught, Err("n_samples > 0".to_string()));
+        // the hook is restored to reporting outside a quiet catch
+        let loud = std::panic::catch_unwind(|| panic!("outside"));
+        assert!(loud.is_err());
+    }
+}

@@ -6,7 +6,8 @@
 //! regions even when churners are a small minority; each row's weight carries a small
 //! seeded jitter because linfa breaks exactly tied class weights in hash-map order, which
 //! would make the fit differ from run to run. The tree reads the same standardised design
-//! as the logistic baseline and is fitted on at most 100 000 rows.
+//! as the logistic baseline and is fitted on at most 100 000 rows (25 000 when linfa-trees
+//! fails on 100 000).
 
 use linfa::Dataset;
 use linfa::prelude::Fit;
@@ -20,6 +21,10 @@ use super::design::ColumnType;
 use super::error::ModelError;
 use super::logistic::{LinearDesign, MAX_ROWS};
 use super::sample::sample_rows;
+
+/// Rows of the second try when linfa-trees fails on [`MAX_ROWS`] (its f32 sums drift
+/// less on fewer rows).
+const RETRY_ROWS: usize = MAX_ROWS / 4;
 
 /// One node of the flattened tree.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -54,8 +59,26 @@ impl TreeBaseline {
         min_leaf: usize,
         seed: u64,
     ) -> Result<TreeBaseline, ModelError> {
+        match Self::fit_sampled(x, y, types, max_depth, min_leaf, seed, MAX_ROWS) {
+            Err(ModelError::LibraryFit { .. }) if x.nrows() > RETRY_ROWS => {
+                Self::fit_sampled(x, y, types, max_depth, min_leaf, seed, RETRY_ROWS)
+            }
+            fitted => fitted,
+        }
+    }
+
+    /// [`Self::fit`] on a seeded sample of at most `max_rows` rows.
+    fn fit_sampled(
+        x: ArrayView2<'_, f64>,
+        y: &[bool],
+        types: &[ColumnType],
+        max_depth: usize,
+        min_leaf: usize,
+        seed: u64,
+        max_rows: usize,
+    ) -> Result<TreeBaseline, ModelError> {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let rows = sample_rows(x.nrows(), MAX_ROWS, rng.random())
+        let rows = sample_rows(x.nrows(), max_rows, rng.random())
             .unwrap_or_else(|| (0..x.nrows()).collect());
         let x = x.select(Axis(0), &rows);
         let y: Vec<bool> = rows.iter().map(|&i| y[i]).collect();
@@ -77,20 +100,20 @@ impl TreeBaseline {
             .collect();
         let dataset = Dataset::new(z.clone(), Array1::from(y.clone())).with_weights(weights);
         // linfa-trees 0.8 asserts that every candidate side holds weight (`gini_impurity`:
-        // `n_samples > 0.0`), which some data breaks (seen on 100k generated
-        // subscribers); the tree is only a baseline, so such a fit is reported and left
-        // out rather than ending the run.
-        let fit = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        // `n_samples > 0.0`), which its f32 running sums break on large tables (seen on
+        // 100k generated subscribers): the panic is caught without a report, and `fit`
+        // tries once more on fewer rows before the baseline is left out.
+        let tree = crate::catch_quietly(|| {
             DecisionTree::params()
                 .max_depth(Some(max_depth.max(1)))
                 .min_weight_leaf(min_leaf.max(1) as f32)
                 .min_weight_split(2.0 * min_leaf.max(1) as f32)
                 .fit(&dataset)
-        }));
-        let tree = fit.map_err(|payload| ModelError::LibraryFit {
+        })
+        .map_err(|message| ModelError::LibraryFit {
             model: "decision-tree baseline",
             library: "linfa-trees",
-            message: crate::panic_message(payload.as_ref()),
+            message,
         })??;
 
         let mut nodes = Vec::new();
