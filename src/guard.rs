@@ -250,8 +250,9 @@ fn share(part: u64, whole: u64) -> Option<f64> {
 /// What the guards measure of one snapshot: the counts behind every figure, and the
 /// names the messages give. Measured per feature table ([`Snapshot::measure`]); a
 /// sharded run adds its shards' snapshots together ([`Snapshot::absorb`]) and judges
-/// the sum, which is the whole table's.
-#[derive(Debug, Clone)]
+/// the sum, which is the whole table's. It travels as JSON between the processes of an
+/// engine that builds shards elsewhere (`churnseg.spark`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Snapshot {
     pub as_of: AsOf,
     /// The subscriber input, its rows, and the interactions (`None` without them).

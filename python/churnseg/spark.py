@@ -18,10 +18,17 @@ machine, and training on a deterministic sample of it.
 3. **map** — ``mapInArrow`` finishes any batch of kernel rows with the cut-offs
    (value segment, risk decile, driver, loyalty action, touchpoints, targeting).
 
+The health guards judge the whole input, as the CLI's do: each kernel task also returns
+the guards' measure of its shard (counts only: events read, matched, dated, recent;
+subscribers active, with events), the driver sums them and judges the sum — the whole
+input's measure — before the population step; a guard that fails raises
+:class:`churnseg.GuardError` with the CLI's message (``allow=`` as ``--allow``; allowed
+failures become warnings). Only the guards that compare with the previous night's run
+(``--previous``) are not run.
+
 Nothing a task computes depends on the order of its rows, so a retried or speculative
 task gives the same rows, and the result equals the CLI's ``score`` row for row (sorted
-by ``subscriber_id``). The health guards are not run here: they judge the whole input
-(run ``churnseg validate`` on the extract, or :func:`churnseg.features` on a sample).
+by ``subscriber_id``).
 
 Example::
 
@@ -43,6 +50,7 @@ import hashlib as _hashlib
 import json as _json
 import os as _os
 import tempfile as _tempfile
+import warnings as _warnings
 from typing import Any, Callable, Optional, Sequence
 
 from . import Model, _as_of, _churnseg, _names
@@ -53,6 +61,7 @@ ID = "subscriber_id"
 SHARD = "__shard"
 _GAIN = "__gain"
 _CATALOGUE = "__catalogue"
+_GUARD = "__guard"
 _PROFIT = "__profit_key"
 _RANK_START = "__profit_rank_start"
 _RANK_END = "__profit_rank_end"
@@ -103,6 +112,19 @@ def _taxonomy_path(text: Optional[str]) -> Optional[str]:
             f.write(text)
         _os.replace(tmp, path)
     return path
+
+
+def _shard_inputs(subs, events, taxonomy_text, exclude) -> tuple:
+    """A shard's tables as the library's data calls take them (the guards are judged on
+    the driver, so none is allowed here)."""
+    return (
+        (subs, "subscribers (Spark shard)"),
+        None if events is None else (events, "interactions (Spark shard)"),
+        _taxonomy_path(taxonomy_text),
+        exclude,
+        False,
+        [],
+    )
 
 
 def _spark_schema(arrow_schema):
@@ -188,6 +210,7 @@ def score(
     high_risk_deciles: int = 3,
     max_touchpoints: int = 2,
     exclude_columns: Optional[Sequence[str]] = None,
+    allow: Optional[Sequence[str]] = None,
     threads: int = 1,
     on_shard: Optional[Callable[[int], None]] = None,
 ):
@@ -207,6 +230,7 @@ def score(
         budget, offer_cost, save_rate, high_risk_deciles, max_touchpoints: as for
             :meth:`churnseg.Model.score`.
         exclude_columns: subscriber columns not to use as features.
+        allow: health guards allowed to fail (``--allow``; ``["all"]`` for every one).
         threads: worker threads of the Rust code per task (Spark gives a task one core).
         on_shard: called with the shard number at the start of each kernel task (for
             tests and instrumentation; it runs on the executors).
@@ -216,7 +240,6 @@ def score(
         >>> scored.filter("targeted").count()   # doctest: +SKIP
         500
     """
-    import pyarrow as pa
     from pyspark import StorageLevel
 
     F = _functions()
@@ -224,6 +247,7 @@ def score(
     as_of = _as_of(as_of)
     params = _params_json(budget, offer_cost, save_rate, high_risk_deciles, max_touchpoints)
     exclude = _names(exclude_columns, "exclude_columns")
+    allowed = _names(allow, "allow")
     text = _taxonomy_text(taxonomy)
     k_shards = int(shards or int(spark.conf.get("spark.sql.shuffle.partitions")))
 
@@ -232,25 +256,19 @@ def score(
     empty_events = None if interactions_df is None else interactions_df.limit(0).toArrow()
 
     def run_kernel(subs, events):
-        inputs = (
-            (subs, "subscribers (Spark shard)"),
-            None if events is None else (events, "interactions (Spark shard)"),
-            _taxonomy_path(text),
-            exclude,
-            False,
-            [],
-        )
+        inputs = _shard_inputs(subs, events, text, exclude)
         return _churnseg.spark_kernel(model._model, inputs, as_of, params, threads)
 
-    kernel_arrow = run_kernel(empty_subs, empty_events).schema
-    kernel_schema = _spark_schema(kernel_arrow)
+    kernel_out = run_kernel(empty_subs, empty_events).schema
+    kernel_schema = _spark_schema(kernel_out)
+    # the kernel rows' columns, without the guards' measure
+    kernel_arrow = kernel_out.remove(kernel_out.get_field_index(_GUARD))
 
     def kernel(subs, events=None):
         shard = subs[SHARD][0].as_py() if subs.num_rows else (events[SHARD][0].as_py() if events is not None and events.num_rows else None)
         if on_shard is not None and shard is not None:
             on_shard(shard)
-        if subs.num_rows == 0:
-            return pa.Table.from_batches([], kernel_arrow)
+        # a shard without subscribers runs too: its events count in the guards' measure
         subs = subs.drop_columns([SHARD])
         if events is not None:
             events = events.drop_columns([SHARD])
@@ -263,8 +281,13 @@ def score(
         events = interactions_df.withColumn(SHARD, shard_column(interactions_df, k_shards))
         rows = subs.groupBy(SHARD).cogroup(events.groupBy(SHARD)).applyInArrow(kernel, kernel_schema)
     profit_key = F.when(F.isnan("profit_90d"), F.lit(None)).otherwise(F.col("profit_90d") + F.lit(0.0))
-    # kept for the population step and the finishing pass (recomputing it gives the same rows)
+    # kept for the guards, the population step and the finishing pass (recomputing it
+    # gives the same rows)
     rows = rows.withColumn(_PROFIT, profit_key).persist(StorageLevel.MEMORY_AND_DISK)
+    measures = [r[_GUARD] for r in rows.filter(F.col(_GUARD).isNotNull()).select(_GUARD).collect()]
+    for warning in _churnseg.spark_guards(measures, allowed):
+        _warnings.warn(warning, stacklevel=2)
+    rows = rows.filter(F.col(_GUARD).isNull()).drop(_GUARD)
     return _finish(rows, model, as_of, params, threads, kernel_arrow)
 
 
@@ -343,36 +366,150 @@ def _finish(rows, model, as_of, params, threads, kernel_arrow):
     return rows.join(spans, on=_PROFIT, how="left").mapInArrow(finish, scored_schema)
 
 
+def _sample_cut(subscribers_df, n: int) -> tuple:
+    """The hash sample of ``n`` subscribers (``train --sample N``): ``(asked, of,
+    max_hash)``, the cut being the largest of the ``n`` smallest
+    ``xxhash64(subscriber_id)``."""
+    from . import InputError
+
+    F = _functions()
+    hashes = subscribers_df.select(_hashed_id(subscribers_df).alias("__h"))
+    cut = hashes.orderBy("__h").limit(n).agg(F.max("__h").alias("cut")).first()["cut"]
+    if cut is None:
+        raise InputError("the subscriber table is empty: there is nothing to sample")
+    return n, hashes.count(), int(cut)
+
+
 def train(
     subscribers_df,
     interactions_df,
     as_of,
     horizon: int = 90,
     *,
-    sample: float = 1.0,
-    **kwargs: Any,
+    sample: Optional[int] = None,
+    shards: Optional[int] = None,
+    name: str = "model",
+    seed: int = 42,
+    trees: int = 300,
+    snapshots: int = 3,
+    snapshot_step: int = 30,
+    candidate: str = "auto",
+    touchpoint_windows: Sequence[int] = (90,),
+    taxonomy=None,
+    exclude_columns: Optional[Sequence[str]] = None,
+    allow: Optional[Sequence[str]] = None,
+    threads: int = 1,
+    fit_threads: Optional[int] = None,
+    on_shard: Optional[Callable[[int], None]] = None,
 ) -> Model:
-    """Trains on a deterministic hash sample of the subscribers, fitted on the driver.
+    """Trains on Spark: ``churnseg train --shards K [--sample N]``, the training
+    features built shard by shard on the executors, the models fit on the driver.
 
-    The sample is the subscribers whose ``pmod(xxhash64(subscriber_id), 1000000)`` is
-    below ``sample × 1000000`` (the same subscribers in any engine, any run and any
-    number of partitions); their rows and events are filtered on Spark, collected to the
-    driver (subscribers in ``subscriber_id`` order) and fitted there by
-    :func:`churnseg.train` with ``kwargs`` (``name``, ``seed``, ``trees``, …).
+    1. **sample** (with ``sample=N``) — the N subscribers with the smallest
+       ``xxhash64(subscriber_id)`` (the CLI's ``train --sample N``: the same subscribers
+       in any engine, any run and any number of shards), and their events, kept by a
+       filter on the hash;
+    2. **map** — both inputs get the shard column of :func:`score`, and
+       ``groupBy(shard).cogroup(...).applyInArrow(...)`` builds, in one scan of each
+       shard's events, every snapshot training plans (the stacked snapshots, the
+       validation's anchor and the backtest's), returned as Arrow: a row per active
+       subscriber and snapshot (its features, label and touchpoint use) and a row of
+       each snapshot's counts;
+    3. **fit** — the rows are collected to the driver (they are what the fits need,
+       every row of every snapshot: size the sample to the driver), put in
+       ``subscriber_id`` order and joined as ``train --shards K`` joins its shards;
+       the health guards judge the shards' summed counts, and the models are fit by the
+       CLI's code.
+
+    ``model.json`` and ``metrics.json`` are the bytes ``churnseg train --sample N`` (or
+    ``--shards K`` without a sample) writes on the same data when the subscriber input
+    is in ``subscriber_id`` order (the CLI fits in input order), for any ``shards``.
+
+    Args:
+        subscribers_df, interactions_df: Spark DataFrames with the CLI's columns
+            (``interactions_df`` may be ``None``).
+        as_of, horizon, name, seed, trees, snapshots, snapshot_step, candidate,
+            touchpoint_windows, exclude_columns, allow: as for :func:`churnseg.train`.
+        sample: train on the hash sample of this many subscribers; ``None``: all.
+        shards: how many shards (groups) build the snapshots; ``None``:
+            ``spark.sql.shuffle.partitions``. The model does not depend on it.
+        taxonomy: a taxonomy TOML file on the driver (its text is shipped).
+        threads: worker threads of the Rust code per task; ``fit_threads``: on the
+            driver (``None``: every core).
+        on_shard: called with the shard number at the start of each task (tests).
 
     Example:
-        >>> model = churnseg.spark.train(subs, events, "2026-04-01", sample=0.1)
+        >>> model = churnseg.spark.train(subs, events, "2026-04-01", sample=200_000,
+        ...                              name="nightly")
+        >>> model.metrics["sample"]["sampled"]   # doctest: +SKIP
+        200000
     """
-    import churnseg
+    import pyarrow as pa
+    import pyarrow.compute as pc
 
-    if not 0.0 < float(sample) <= 1.0:
-        raise ValueError(f"`sample` must be in (0, 1], not {sample!r}")
+    if sample is not None and (isinstance(sample, bool) or int(sample) != sample or int(sample) < 1):
+        raise ValueError(f"`sample` must be a whole number of subscribers (1 or more), not {sample!r}")
     F = _functions()
-    threshold = int(round(float(sample) * 1_000_000))
+    spark = subscribers_df.sparkSession
+    settings = _json.dumps(
+        {
+            "as_of": _as_of(as_of),
+            "horizon": int(horizon),
+            "name": str(name),
+            "seed": int(seed),
+            "trees": int(trees),
+            "snapshots": int(snapshots),
+            "snapshot_step": int(snapshot_step),
+            "candidate": str(candidate),
+            "touchpoint_windows": [int(w) for w in touchpoint_windows],
+            "allow": _names(allow, "allow"),
+        }
+    )
+    exclude = _names(exclude_columns, "exclude_columns")
+    text = _taxonomy_text(taxonomy)
+    k_shards = int(shards or int(spark.conf.get("spark.sql.shuffle.partitions")))
 
-    def keep(df):
-        return df.filter(F.pmod(_hashed_id(df), F.lit(1_000_000)) < F.lit(threshold))
+    def build(subs, events):
+        return _churnseg.spark_train_shard(_shard_inputs(subs, events, text, exclude), settings, threads)
 
-    subs = keep(subscribers_df).orderBy(ID).toArrow()
-    events = None if interactions_df is None else keep(interactions_df).toArrow()
-    return churnseg.train(subs, events, as_of=as_of, horizon=horizon, **kwargs)
+    empty_subs = subscribers_df.limit(0).toArrow()
+    empty_events = None if interactions_df is None else interactions_df.limit(0).toArrow()
+    reference = build(empty_subs, empty_events)
+    fields = list(reference.schema) + [pa.field(SHARD, pa.int64())]
+    out_arrow = pa.schema(fields)
+
+    def shard_rows(subs, events=None):
+        shard = subs[SHARD][0].as_py() if subs.num_rows else (events[SHARD][0].as_py() if events is not None and events.num_rows else None)
+        if shard is None:
+            return pa.Table.from_batches([], out_arrow)
+        if on_shard is not None:
+            on_shard(shard)
+        subs = subs.drop_columns([SHARD])
+        if events is not None:
+            events = events.drop_columns([SHARD])
+        t = build(subs, events)
+        return t.append_column(pa.field(SHARD, pa.int64()), pa.array([shard] * t.num_rows, pa.int64()))
+
+    summary = None
+    subs, events = subscribers_df, interactions_df
+    if sample is not None:
+        summary = _sample_cut(subscribers_df, int(sample))
+        cut = F.lit(summary[2])
+        subs = subs.filter(_hashed_id(subs) <= cut)
+        if events is not None:
+            events = events.filter(_hashed_id(events) <= cut)
+    subs = subs.withColumn(SHARD, shard_column(subs, k_shards))
+    schema = _spark_schema(out_arrow)
+    if events is None:
+        rows = subs.groupBy(SHARD).applyInArrow(lambda t: shard_rows(t), schema)
+    else:
+        events = events.withColumn(SHARD, shard_column(events, k_shards))
+        rows = subs.groupBy(SHARD).cogroup(events.groupBy(SHARD)).applyInArrow(shard_rows, schema)
+    collected = rows.toArrow()
+    column = collected[SHARD]
+    parts = []
+    for k in sorted(pc.unique(column).to_pylist()):
+        part = collected.filter(pc.equal(column, k)).drop_columns([SHARD]).combine_chunks()
+        parts.append(part.to_batches())
+    inner = _churnseg.spark_train_fit(parts, reference.schema, _taxonomy_path(text), settings, summary, fit_threads)
+    return Model._wrap(inner)

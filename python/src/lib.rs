@@ -12,6 +12,7 @@ mod boundary;
 mod inputs;
 mod model;
 mod spark;
+mod spark_train;
 
 use pyo3::prelude::*;
 
@@ -29,5 +30,6 @@ fn _churnseg(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(model::train, m)?)?;
     m.add_class::<model::Model>()?;
     spark::register(m)?;
+    spark_train::register(m)?;
     Ok(())
 }

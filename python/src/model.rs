@@ -83,41 +83,78 @@ pub fn train(
     touchpoint_windows: Vec<u32>,
     threads: Option<usize>,
 ) -> PyResult<Model> {
-    let as_of = parse_as_of(as_of)?;
-    let candidate = CandidateChoice::parse(candidate)
-        .map_err(|e| PyValueError::new_err(format!("`candidate`: {e}")))?;
-    let mut params = TrainParams::new(as_of, &name).with_seed(seed);
-    params.horizon_days = horizon;
-    params.churn.n_trees = trees;
-    params.snapshots = snapshots;
-    params.snapshot_step_days = snapshot_step;
-    params.candidate = candidate.forced();
-    params.touchpoint_windows = touchpoint_windows;
+    let settings = TrainSettings {
+        as_of: as_of.to_string(),
+        horizon,
+        name,
+        seed,
+        trees,
+        snapshots,
+        snapshot_step,
+        candidate: candidate.to_string(),
+        touchpoint_windows,
+        allow: Vec::new(),
+    };
+    let mut params = settings.params()?;
     let request = Request::new(inputs)?;
     params.guards = request.guards.clone();
-    params
-        .check()
-        .map_err(|e| PyValueError::new_err(format!("training settings: {e}")))?;
     boundary::run(py, threads, move || {
         let mut timings = StageTimings::default();
         let inputs = timings.time("load", || request.load())?;
         let (trained, guards) = timings.time("train", || {
             churnseg::train::train(&inputs, &params, &Silent)
         })?;
-        // As `train --out` does: the artifact is what reading its bytes back gives.
-        let json = trained.to_json()?;
-        let metrics = trained.metrics_json()?;
-        let artifact = ModelArtifact::from_bytes(&json, &name)?;
-        let mut manifest =
-            churnseg::pipeline::model_manifest("train", inputs.describe(), &artifact, &timings);
-        manifest.set("guards", &guards);
-        Ok(Model {
-            artifact,
-            json,
-            metrics,
-            manifest: Some(manifest.to_bytes()?),
+        Model::trained(trained, &params.name, |artifact| {
+            let mut manifest =
+                churnseg::pipeline::model_manifest("train", inputs.describe(), artifact, &timings);
+            manifest.set("guards", &guards);
+            Ok(Some(manifest.to_bytes()?))
         })
     })
+}
+
+/// The settings of a training call (`train`'s arguments; JSON from `churnseg.spark`).
+#[derive(serde::Deserialize)]
+pub(crate) struct TrainSettings {
+    pub as_of: String,
+    pub horizon: u32,
+    pub name: String,
+    pub seed: u64,
+    pub trees: usize,
+    pub snapshots: usize,
+    pub snapshot_step: u32,
+    pub candidate: String,
+    pub touchpoint_windows: Vec<u32>,
+    /// Health guards allowed to fail.
+    pub allow: Vec<String>,
+}
+
+impl TrainSettings {
+    /// The training parameters, checked (the guards: the CLI's, with `allow`).
+    pub(crate) fn params(&self) -> PyResult<TrainParams> {
+        let as_of = parse_as_of(&self.as_of)?;
+        let candidate = CandidateChoice::parse(&self.candidate)
+            .map_err(|e| PyValueError::new_err(format!("`candidate`: {e}")))?;
+        let mut params = TrainParams::new(as_of, &self.name).with_seed(self.seed);
+        params.horizon_days = self.horizon;
+        params.churn.n_trees = self.trees;
+        params.snapshots = self.snapshots;
+        params.snapshot_step_days = self.snapshot_step;
+        params.candidate = candidate.forced();
+        params.touchpoint_windows = self.touchpoint_windows.clone();
+        params.guards = churnseg::guard::GuardSettings {
+            allow: self.allow.clone(),
+            ..Default::default()
+        };
+        let problems = params.guards.problems("");
+        if !problems.is_empty() {
+            return Err(PyValueError::new_err(problems.join("; ")));
+        }
+        params
+            .check()
+            .map_err(|e| PyValueError::new_err(format!("training settings: {e}")))?;
+        Ok(params)
+    }
 }
 
 /// A trained model: the CLI's artifact (`model.json`), with the bytes of its files as
@@ -133,6 +170,26 @@ pub struct Model {
 }
 
 impl Model {
+    /// A model just trained, as `train --out` writes it: the artifact is what reading
+    /// its bytes back gives, `metrics.json` comes from the fitted values; `manifest`
+    /// makes the manifest of the artifact read back.
+    pub(crate) fn trained(
+        trained: ModelArtifact,
+        name: &str,
+        manifest: impl FnOnce(&ModelArtifact) -> Result<Option<Vec<u8>>, Failure>,
+    ) -> Result<Model, Failure> {
+        let json = trained.to_json()?;
+        let metrics = trained.metrics_json()?;
+        let artifact = ModelArtifact::from_bytes(&json, name)?;
+        let manifest = manifest(&artifact)?;
+        Ok(Model {
+            artifact,
+            json,
+            metrics,
+            manifest,
+        })
+    }
+
     fn read(
         json: Vec<u8>,
         metrics: Option<Vec<u8>>,

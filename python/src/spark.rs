@@ -6,10 +6,14 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Array, AsArray, Float64Array, RecordBatch, StringArray, UInt64Array};
+use arrow::array::{
+    Array, ArrayRef, AsArray, Float64Array, RecordBatch, StringArray, UInt64Array, new_null_array,
+};
+use arrow::compute::concat_batches;
 use arrow::datatypes::{DataType, Field, Int64Type, Schema};
 use arrow::pyarrow::PyArrowType;
 use churnseg::features::FeatureParams;
+use churnseg::guard::GuardSettings;
 use churnseg::progress::Silent;
 use churnseg::score::ScoreParams;
 use churnseg::score::finish::finish;
@@ -28,6 +32,9 @@ use crate::model::{Model, PyTable, parse_as_of, py_table};
 const GAIN: &str = "__gain";
 /// The shard's touchpoint catalogue as JSON, on its first row (null on the others).
 const CATALOGUE: &str = "__catalogue";
+/// The health guards' measure of the shard (JSON), on one row of its own, after the
+/// kernel rows (every other column null there).
+const GUARD: &str = "__guard";
 /// The first and one past the last rank of the row's profit tie in the profit ranking
 /// (null for an unknown profit), added by Spark before the finishing pass.
 const RANK_START: &str = "__profit_rank_start";
@@ -48,9 +55,12 @@ fn data(message: impl std::fmt::Display) -> Failure {
 }
 
 /// One shard's kernel: loads its subscriber and event rows (`inputs` as every data call
-/// takes them, checked as the CLI checks them; the guards are not run), builds the features at `as_of` and runs the kernel. The rows are the kernel's
-/// partial (feature columns, the kernel's, the touchpoint use) with each row's net gain
-/// and, on the first row, the shard's touchpoint catalogue.
+/// takes them, checked as the CLI checks them), builds the features at `as_of` and runs
+/// the kernel. The rows are the kernel's partial (feature columns, the kernel's, the
+/// touchpoint use) with each row's net gain and, on the first row, the shard's
+/// touchpoint catalogue; then one row holding the guards' measure of the shard in
+/// [`GUARD`] (the guards judge the shards' sum: [`spark_guards`]). Every column is
+/// nullable.
 #[pyfunction]
 #[pyo3(signature = (model, inputs, as_of, params, threads))]
 pub fn spark_kernel(
@@ -87,16 +97,66 @@ pub fn spark_kernel(
         let catalogues: StringArray = (0..batch.num_rows())
             .map(|i| if i == 0 { catalogue.clone() } else { None })
             .collect();
+        let measure = serde_json::to_string(&churnseg::guard::Snapshot::measure(&inputs, &table))
+            .map_err(data)?;
         let schema = batch.schema();
-        let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+        let mut fields: Vec<Field> = schema
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone().with_nullable(true))
+            .collect();
         fields.push(Field::new(GAIN, DataType::Float64, true));
         fields.push(Field::new(CATALOGUE, DataType::Utf8, true));
+        fields.push(Field::new(GUARD, DataType::Utf8, true));
+        let n = batch.num_rows();
         let mut columns = batch.columns().to_vec();
         columns.push(Arc::new(gains));
         columns.push(Arc::new(catalogues));
-        RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(data)
+        columns.push(new_null_array(&DataType::Utf8, n));
+        let schema = Arc::new(Schema::new(fields));
+        let rows = RecordBatch::try_new(Arc::clone(&schema), columns).map_err(data)?;
+        let mut columns: Vec<ArrayRef> = schema.fields()[..schema.fields().len() - 1]
+            .iter()
+            .map(|f| new_null_array(f.data_type(), 1))
+            .collect();
+        columns.push(Arc::new(StringArray::from(vec![measure])));
+        let guard = RecordBatch::try_new(Arc::clone(&schema), columns).map_err(data)?;
+        concat_batches(&schema, [&rows, &guard]).map_err(data)
     })?;
     py_table(batch)
+}
+
+/// The health guards on the shards' measures (the [`GUARD`] values of every shard): they
+/// judge the sum, which is the whole input's, as `score` judges it (the CLI's
+/// thresholds, `allow` as `--allow`); a failure raises `GuardError` with the CLI's
+/// message. Returns the warnings of the guards that failed and are allowed.
+#[pyfunction]
+pub fn spark_guards(
+    py: Python<'_>,
+    measures: Vec<String>,
+    allow: Vec<String>,
+) -> PyResult<Vec<String>> {
+    let settings = GuardSettings {
+        allow,
+        ..GuardSettings::default()
+    };
+    let problems = settings.problems("");
+    if !problems.is_empty() {
+        return Err(PyValueError::new_err(problems.join("; ")));
+    }
+    boundary::run(py, None, move || {
+        let mut whole: Option<churnseg::guard::Snapshot> = None;
+        for m in &measures {
+            let part: churnseg::guard::Snapshot = serde_json::from_str(m).map_err(data)?;
+            match &mut whole {
+                None => whole = Some(part),
+                Some(w) => w.absorb(part),
+            }
+        }
+        let whole = whole.ok_or_else(|| data("no shard's measure for the health guards"))?;
+        let report = churnseg::guard::judge(&whole, &settings, None).enforce()?;
+        Ok(report.warnings())
+    })
 }
 
 /// The ranks the cut-offs read, as JSON (`CutRanks`: `profit`, `risk`, `gain`), for
@@ -196,6 +256,7 @@ pub fn spark_finish(
 /// Adds this module's functions to the extension module.
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(spark_kernel, m)?)?;
+    m.add_function(wrap_pyfunction!(spark_guards, m)?)?;
     m.add_function(wrap_pyfunction!(spark_cut_ranks, m)?)?;
     m.add_function(wrap_pyfunction!(spark_median_ranks, m)?)?;
     m.add_function(wrap_pyfunction!(spark_cutoffs, m)?)?;

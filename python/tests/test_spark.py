@@ -1,6 +1,7 @@
 """churnseg.spark (issue 18): Spark's scored rows equal the CLI's row for row, a task that
 fails on its first attempt leaves no duplicate and no missing row, and training on a
-hash sample fits what churnseg.train fits on the same rows.
+hash sample writes the model and metrics ``churnseg train --sample N`` writes, byte for
+byte, for any number of shards.
 
 Spark runs in ``local[2,2]``: two threads, as ``local[2]``, and two attempts per task
 (``local[N]`` never retries a failed task, so the retry test needs the second figure).
@@ -129,14 +130,73 @@ def test_a_retried_task_leaves_no_duplicate_and_no_missing_row(spark, data):
     _assert_same_rows(rows, _rows(pq.read_table(data["scored"])))
 
 
-def test_training_on_the_whole_sample_fits_what_churnseg_train_fits(spark, data):
+TRAIN = dict(horizon=60, trees=10)
+SAMPLE = 700
+
+
+@pytest.fixture(scope="session")
+def sampled(data, tmp_path_factory):
+    """The CLI's model trained on the hash sample of SAMPLE subscribers."""
+    out = tmp_path_factory.mktemp("sampled") / "sampled"
+    _cli("train", "--subscribers", data["subscribers"], "--interactions", data["interactions"],
+         "--as-of", "2026-03-01", "--horizon", str(TRAIN["horizon"]), "--trees", str(TRAIN["trees"]),
+         "--sample", str(SAMPLE), "--out", str(out))
+    return out
+
+
+def _files(model, directory):
+    model.save(directory)
+    return {name: (directory / name).read_bytes() for name in ("model.json", "metrics.json")}
+
+
+def _cli_files(directory):
+    return {name: (Path(directory) / name).read_bytes() for name in ("model.json", "metrics.json")}
+
+
+def test_the_generated_subscribers_are_in_id_order(data):
+    # spark.train fits in subscriber_id order, the CLI in input order: the same here
+    ids = pq.read_table(data["subscribers"], columns=["subscriber_id"]).column(0).to_pylist()
+    assert ids == sorted(ids)
+
+
+@pytest.mark.parametrize("shards", [1, 3])
+def test_training_on_a_hash_sample_writes_the_clis_model_and_metrics(spark, data, sampled, shards, tmp_path):
     subs, events = _inputs(spark, data)
-    settings = dict(horizon=60, trees=10, name="spark")
-    model = churnseg.spark.train(subs, events, "2026-03-01", sample=1.0, **settings)
-    table = pq.read_table(data["subscribers"]).sort_by("subscriber_id")
-    direct = churnseg.train(table, data["interactions"], as_of="2026-03-01", **settings)
-    assert model.to_json() == direct.to_json()
-    half = churnseg.spark.train(subs, events, "2026-03-01", sample=0.5, **settings)
-    again = churnseg.spark.train(subs, events, "2026-03-01", sample=0.5, **settings)
-    assert half.to_json() == again.to_json(), "the same sample, the same model"
-    assert half.to_json() != model.to_json()
+    from pyspark import cloudpickle
+
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    # with 3 shards, shard 1's task fails on its first attempt and is retried
+    model = churnseg.spark.train(subs, events, "2026-03-01", sample=SAMPLE, shards=shards, name="sampled",
+                                 on_shard=_fail_first_attempt if shards == 3 else None, **TRAIN)
+    got = _files(model, tmp_path / "spark")
+    expected = _cli_files(sampled)
+    assert got["metrics.json"] == expected["metrics.json"]
+    assert got["model.json"] == expected["model.json"]
+    assert model.metrics["sample"]["sampled"] == SAMPLE
+
+
+def test_training_on_every_subscriber_writes_the_clis_model(spark, data, tmp_path):
+    subs, events = _inputs(spark, data)
+    model = churnseg.spark.train(subs, events, "2026-03-01", shards=2, name="model", horizon=60, trees=20)
+    assert _files(model, tmp_path / "spark") == _cli_files(data["model"])
+
+
+def test_a_sample_is_a_count_of_subscribers(spark, data):
+    subs, events = _inputs(spark, data)
+    for bad in (0, 0.5, True):
+        with pytest.raises(ValueError, match="sample"):
+            churnseg.spark.train(subs, events, "2026-03-01", sample=bad, **TRAIN)
+
+
+def test_the_health_guards_judge_the_whole_input_as_the_clis_do(spark, data):
+    subs, events = _inputs(spark, data)
+    model = churnseg.Model.load(data["model"])
+    night = "2027-06-01"  # far after the history: no subscriber has a recent event
+    with pytest.raises(churnseg.GuardError) as local:
+        model.score(data["subscribers"], data["interactions"], as_of=night)
+    with pytest.raises(churnseg.GuardError) as on_spark:
+        churnseg.spark.score(subs, events, model, night, shards=3)
+    # the same checks fail with the same figures: the CLI's message, naming the shards'
+    # tables where it names the files
+    expected = str(local.value).replace(data["interactions"], "interactions (Spark shard)")
+    assert str(on_spark.value) == expected.replace(data["subscribers"], "subscribers (Spark shard)")

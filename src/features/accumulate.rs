@@ -313,7 +313,7 @@ impl UseCounts {
 }
 
 /// Rows that did not become features, by reason.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct EventCounts {
     pub read: u64,
     pub used: u64,
@@ -334,7 +334,7 @@ pub struct EventCounts {
 }
 
 /// Event values outside their domain, counted over every row read.
-#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct EventDomain {
     /// `ts` before 1900-01-01 or from 2100-01-01 on: events before 1900 are ignored
     /// (as if `ts` were null); those after 2099 fall after any `as_of`.

@@ -17,6 +17,7 @@
 //! model anchored `H` days before it, judged on it — and reports the metrics of each.
 
 pub mod artifact;
+pub mod from_tables;
 pub mod metrics;
 mod params;
 mod snapshots;

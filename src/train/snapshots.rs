@@ -283,6 +283,48 @@ fn newest_day(inputs: &Inputs, table: &FeatureTable) -> Option<i32> {
     inputs.subscribers.newest_day().max(events)
 }
 
+/// One shard's snapshots taken apart, for an engine that moves them between processes
+/// ([`super::from_tables`]: Spark builds them per shard, the driver fits), and put back.
+pub(super) struct SnapshotParts {
+    pub snapshots: Vec<Snapshot>,
+    pub as_of: AsOf,
+    pub newest_day: Option<i32>,
+    pub guard: crate::guard::Snapshot,
+    pub has_interactions: bool,
+}
+
+impl TrainingSnapshots {
+    pub(super) fn into_parts(self) -> SnapshotParts {
+        SnapshotParts {
+            snapshots: self.built.into_values().collect(),
+            as_of: self.as_of,
+            newest_day: self.newest_day,
+            guard: self.guard,
+            has_interactions: self.has_interactions,
+        }
+    }
+
+    /// The snapshots of `parts` as [`TrainingSnapshots::build`] gives them.
+    pub(super) fn from_parts(parts: SnapshotParts) -> TrainingSnapshots {
+        let built = parts
+            .snapshots
+            .into_iter()
+            .map(|s| (s.table.as_of.days(), s))
+            .collect();
+        let mut out = TrainingSnapshots {
+            built,
+            as_of: parts.as_of,
+            history_start: None,
+            newest_day: parts.newest_day,
+            guard: parts.guard,
+            has_interactions: parts.has_interactions,
+            sample: None,
+        };
+        out.history_start = out.oldest_day();
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
