@@ -224,6 +224,8 @@ pub struct ParquetSink {
     /// Rows given but not yet handed on (fewer than a piece).
     pending: Vec<RecordBatch>,
     pending_rows: usize,
+    /// Hand each batch on as given (`generate`, whose files keep their earlier bytes).
+    as_given: bool,
 }
 
 impl ParquetSink {
@@ -249,11 +251,24 @@ impl ParquetSink {
             writer,
             pending: Vec::new(),
             pending_rows: 0,
+            as_given: false,
         })
+    }
+
+    /// A sink that hands each batch to the writer as given, not in pieces: its bytes
+    /// depend on the batches (`generate` keeps the bytes of earlier versions so).
+    pub fn create_as_given(path: &Path, schema: SchemaRef) -> Result<ParquetSink, WriteError> {
+        let mut sink = ParquetSink::create(path, schema)?;
+        sink.as_given = true;
+        Ok(sink)
     }
 
     /// Appends one batch (handed on in whole pieces; the rest waits for more rows).
     pub fn write(&mut self, batch: &RecordBatch) -> Result<(), WriteError> {
+        if self.as_given {
+            self.pending.push(batch.clone());
+            return self.hand_on();
+        }
         let mut offset = 0;
         while offset < batch.num_rows() {
             let take = (PIECE_ROWS - self.pending_rows).min(batch.num_rows() - offset);
