@@ -914,7 +914,7 @@ pub fn generate(
     )?;
     let schema = event_schema(params);
     let raw = raw_schema(&schema);
-    let mut sink = ParquetSink::create(&events_path, schema.clone())?;
+    let mut sink = ParquetSink::create_as_given(&events_path, schema.clone())?;
     let mut spill = match params.layout {
         Layout::TimeOrdered => Some(Spill::create(out_dir, raw.clone(), start, end)?),
         Layout::BySubscriber => None,

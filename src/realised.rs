@@ -68,6 +68,14 @@ pub fn elapsed(judged: AsOf, horizon_days: u32, now: AsOf) -> bool {
     judged.plus_days(horizon_days as i32) <= now
 }
 
+/// The columns of a scored table that judging it reads.
+pub const JUDGED_COLUMNS: [&str; 4] = [
+    "subscriber_id",
+    "churn_probability",
+    "profit_90d",
+    "targeted",
+];
+
 /// Judges `scored` (the table of the night `judged_as_of`, scored by `model_version`
 /// with horizon `horizon_days`) against the churn dates of `subscribers`.
 pub fn judge(
@@ -77,21 +85,55 @@ pub fn judge(
     model_version: &str,
     subscribers: &Subscribers,
 ) -> Realised {
+    let mut labels = vec![None; scored.num_rows()];
+    label(scored, judged_as_of, horizon_days, subscribers, &mut labels);
+    judge_labelled(scored, &labels, judged_as_of, horizon_days, model_version)
+}
+
+/// Labels the rows of `scored` whose subscriber `subscribers` holds (`labels[i]` for
+/// row `i`; the others are left as they are): a sharded run labels them shard by
+/// shard, each shard's subscribers in turn, and then judges once
+/// ([`judge_labelled`]).
+pub fn label(
+    scored: &RecordBatch,
+    judged_as_of: AsOf,
+    horizon_days: u32,
+    subscribers: &Subscribers,
+    labels: &mut [Option<bool>],
+) {
+    let Some(ids) = scored.column_by_name("subscriber_id") else {
+        return;
+    };
     let rows: Vec<u32> = (0..subscribers.len() as u32).collect();
     let index = IdIndex::new(&subscribers.ids, &rows);
     let mut slots = Vec::new();
-    match scored.column_by_name("subscriber_id") {
-        Some(ids) => index.lookup_into(ids.as_ref(), &mut slots),
-        None => slots.resize(scored.num_rows(), MISSING),
+    index.lookup_into(ids.as_ref(), &mut slots);
+    let found: Vec<usize> = (0..scored.num_rows())
+        .filter(|&i| slots[i] != MISSING)
+        .collect();
+    let rows: Vec<u32> = found.iter().map(|&i| slots[i]).collect();
+    let churned = subscribers.labels(&rows, judged_as_of, horizon_days);
+    for (&i, l) in found.iter().zip(churned) {
+        labels[i] = Some(l);
     }
+}
+
+/// Judges `scored` whose rows are labelled (`labels[i]`, `None` when tonight's
+/// subscriber table does not hold row `i`'s subscriber).
+pub fn judge_labelled(
+    scored: &RecordBatch,
+    labels: &[Option<bool>],
+    judged_as_of: AsOf,
+    horizon_days: u32,
+    model_version: &str,
+) -> Realised {
     let probs = column_f64(scored, "churn_probability");
     let profit = column_f64(scored, "profit_90d");
     let targeted = column_strings(scored, "targeted");
     let keep: Vec<usize> = (0..scored.num_rows())
-        .filter(|&i| slots[i] != MISSING && probs[i].is_some_and(f64::is_finite))
+        .filter(|&i| labels[i].is_some() && probs[i].is_some_and(f64::is_finite))
         .collect();
-    let labelled_rows: Vec<u32> = keep.iter().map(|&i| slots[i]).collect();
-    let labels = subscribers.labels(&labelled_rows, judged_as_of, horizon_days);
+    let labels: Vec<bool> = keep.iter().map(|&i| labels[i] == Some(true)).collect();
     let p: Vec<f64> = keep.iter().filter_map(|&i| probs[i]).collect();
     let n = p.len().max(1) as f64;
     let churned = labels.iter().filter(|&&l| l).count();

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use super::args::ShardCountArgs;
 use crate::asof::AsOf;
 use crate::console::Console;
 use crate::pipeline::job;
@@ -21,12 +22,22 @@ pub struct RunArgs {
     /// Airflow's `{{ ds }}`.
     #[arg(long, value_parser = super::parse_as_of)]
     pub as_of: Option<AsOf>,
+    /// Instead of the config's `[sharding]`: the shard count or the memory budget.
+    #[command(flatten)]
+    pub shards: ShardCountArgs,
+    /// Directory for the shards' partial results, instead of `sharding.scratch`
+    /// (default: beside the scored table); removed at the end, also after a failure.
+    #[arg(long, value_name = "DIR", help_heading = "Sharding")]
+    pub scratch: Option<PathBuf>,
 }
 
 pub fn run(args: RunArgs, console: Console) -> anyhow::Result<()> {
     let request = job::RunRequest {
         allow: args.allow,
         as_of: args.as_of,
+        shards: args.shards.shards,
+        max_memory: args.shards.max_memory,
+        scratch: args.scratch,
     };
     Ok(job::run_config(&args.config, &request, &console)?)
 }

@@ -48,9 +48,65 @@ pub struct PipelineConfig {
     /// none.
     #[serde(default, skip_serializing_if = "FeaturesSection::is_empty")]
     pub features: FeaturesSection,
+    /// How the job runs shard by shard (`[sharding]`, see the README, "Sharding");
+    /// `run --shards` / `--max-memory` override it. Default: in one piece.
+    #[serde(default, skip_serializing_if = "ShardingConfig::is_empty")]
+    pub sharding: ShardingConfig,
     /// The custom features with the config file's lines (set by [`PipelineConfig::load`]).
     #[serde(skip)]
     pub custom: CustomFeatures,
+}
+
+/// Shard by shard: a count, or a memory budget that picks it (not both).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShardingConfig {
+    /// Run shard by shard, in this many shards (1 to 4096). Default: in one piece.
+    #[serde(default)]
+    pub shards: Option<u32>,
+    /// Pick the number of shards so that peak memory stays under this size, e.g.
+    /// `"2GiB"`. Default: none.
+    #[serde(default)]
+    pub max_memory: Option<String>,
+    /// Directory for the shards' partial results. Default: beside the scored table.
+    #[serde(default)]
+    pub scratch: Option<PathBuf>,
+}
+
+impl ShardingConfig {
+    pub fn is_empty(&self) -> bool {
+        *self == ShardingConfig::default()
+    }
+
+    /// The budget in bytes, when one is set and reads.
+    pub fn max_memory_bytes(&self) -> Option<u64> {
+        self.max_memory
+            .as_deref()
+            .and_then(|m| super::sharded::parse_size(m).ok())
+    }
+
+    fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if self.shards.is_some() && self.max_memory.is_some() {
+            problems.push(
+                "`sharding.shards` and `sharding.max_memory` are both set: give one (the budget picks the count)"
+                    .to_string(),
+            );
+        }
+        if let Some(k) = self.shards
+            && !(1..=4096).contains(&k)
+        {
+            problems.push(format!(
+                "`sharding.shards` must be from 1 to 4096, found {k}"
+            ));
+        }
+        if let Some(m) = &self.max_memory
+            && let Err(e) = super::sharded::parse_size(m)
+        {
+            problems.push(format!("`sharding.max_memory`: {e}"));
+        }
+        problems
+    }
 }
 
 /// Where the inputs are.
@@ -405,6 +461,7 @@ impl PipelineConfig {
                 .push("`generate.subscribers` and `generate.days` must be at least 1".to_string());
         }
         problems.extend(self.guards.problems("guards."));
+        problems.extend(self.sharding.problems());
         let mut seen = std::collections::BTreeSet::new();
         for c in &self.inputs.exclude_columns {
             if !seen.insert(c) {
@@ -599,13 +656,14 @@ pub fn type_problems(table: &toml::Table) -> Vec<String> {
                 "output" => section_problems::<OutputConfig>(key, t, problems),
                 "report" => section_problems::<ReportConfig>(key, t, problems),
                 "features" => section_problems::<FeaturesSection>(key, t, problems),
+                "sharding" => section_problems::<ShardingConfig>(key, t, problems),
                 _ => section_problems::<GuardSettings>(key, t, problems),
             }
             true
         };
         let keep = match key.as_str() {
             "inputs" | "generate" | "train" | "score" | "output" | "guards" | "report"
-            | "features" => section(&mut value, &mut problems),
+            | "features" | "sharding" => section(&mut value, &mut problems),
             _ => match field_problem::<PipelineConfig>("", key, &value) {
                 Some(p) => {
                     problems.push(p);
@@ -858,6 +916,36 @@ mod tests {
                 let e = PipelineConfig::deserialize(toml::Value::Table(t)).unwrap_err();
                 assert!(only_missing(&e), "{section}.{field}: {e}");
             }
+        }
+    }
+
+    #[test]
+    fn sharding_is_checked_with_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("job.toml");
+        let base = "[inputs]\nsubscribers = \"s.parquet\"\n[train]\nas_of = \"2026-01-01\"\nmodel = \"m\"\n[score]\nas_of = \"2026-02-01\"\n[output]\ndir = \"o\"\n";
+        std::fs::write(&path, format!("{base}[sharding]\nshards = 3\n")).unwrap();
+        let config = PipelineConfig::load(&path).unwrap();
+        assert_eq!(config.sharding.shards, Some(3));
+        std::fs::write(
+            &path,
+            format!("{base}[sharding]\nshards = 0\nmax_memory = \"lots\"\nspread = 2\n"),
+        )
+        .unwrap();
+        let err = PipelineConfig::load(&path).unwrap_err().to_string();
+        assert!(err.contains("sharding.spread"), "{err}");
+        std::fs::write(
+            &path,
+            format!("{base}[sharding]\nshards = 0\nmax_memory = \"lots\"\n"),
+        )
+        .unwrap();
+        let err = PipelineConfig::load(&path).unwrap_err().to_string();
+        for want in [
+            "both set",
+            "`sharding.shards` must be from 1 to 4096, found 0",
+            "`sharding.max_memory`: `lots` is not a size",
+        ] {
+            assert!(err.contains(want), "{want}: {err}");
         }
     }
 

@@ -21,7 +21,7 @@ use arrow::array::RecordBatch;
 use super::config::{ConfigError, Layout, PipelineConfig, Retrain};
 use super::dates::{DateError, ModelState, RetrainDecision, RunDates};
 use super::history::{self, History, HistoryError, RunRecord};
-use super::sharded::{ShardError, ShardPlan, TableOut};
+use super::sharded::{MemoryEstimate, ShardError, ShardPlan, ShardedScore, TableKind, TableOut};
 use super::{CommandName, PipelineError};
 use crate::asof::AsOf;
 use crate::console::{Console, human_bytes};
@@ -198,6 +198,31 @@ impl ScoreOutcome {
     }
 }
 
+impl ScoreOutcome {
+    /// The outcome of a sharded scoring run, with the inputs as the manifest describes
+    /// them and where the scored table is staged (when it is one file). The scored rows
+    /// are on disk only: a sharded run never holds them all.
+    fn of_shards(
+        scored: ShardedScore,
+        artifact: &ModelArtifact,
+        timings: StageTimings,
+    ) -> (ScoreOutcome, serde_json::Value, Option<PathBuf>) {
+        let described = scored.gathered.describe();
+        let outcome = ScoreOutcome {
+            subscribers: scored.gathered.subscribers,
+            events: scored.gathered.events.clone(),
+            summary: scored.summary,
+            timings,
+            model_version: artifact.model_version.clone(),
+            outputs: Vec::new(),
+            movement: scored.movement,
+            scored: RecordBatch::new_empty(std::sync::Arc::new(arrow::datatypes::Schema::empty())),
+            guards: scored.guards,
+        };
+        (outcome, described, scored.staged)
+    }
+}
+
 fn targeting_line(t: &crate::score::Targeting) -> String {
     match t.budget {
         None => "no budget given (nobody targeted)".to_string(),
@@ -252,13 +277,22 @@ pub fn score_inputs(
     })
 }
 
-/// The previous scored table at `path` and what is known of its run (`manifest`, or
-/// the manifest beside it).
+/// The columns of a previous scored table that movement and the guards read (the
+/// baseline is held whole, so only these are read).
+pub const PREVIOUS_COLUMNS: [&str; 4] = [
+    "subscriber_id",
+    "value_segment",
+    "risk_decile",
+    "churn_probability",
+];
+
+/// The previous scored table at `path` ([`PREVIOUS_COLUMNS`]) and what is known of its
+/// run (`manifest`, or the manifest beside it).
 fn read_previous_scored(
     path: &Path,
     manifest: Option<&Path>,
 ) -> Result<(RecordBatch, PreviousRun), JobError> {
-    let batch = crate::load::read_scored(path)
+    let batch = crate::load::scored::read_scored_columns(path, &PREVIOUS_COLUMNS)
         .context(|| format!("reading the previous scored file {}", path.display()))?;
     let run = PreviousRun::from_scored(path, &batch, manifest)?;
     Ok((batch, run))
@@ -371,21 +405,8 @@ pub fn score_to_file(
                     console,
                 )
             })?;
-            let outcome = ScoreOutcome {
-                subscribers: scored.gathered.subscribers,
-                events: scored.gathered.events.clone(),
-                summary: scored.summary,
-                timings,
-                model_version: artifact.model_version.clone(),
-                outputs: Vec::new(),
-                movement: scored.movement,
-                // the scored rows are on disk only: a sharded run never holds them all
-                scored: RecordBatch::new_empty(std::sync::Arc::new(
-                    arrow::datatypes::Schema::empty(),
-                )),
-                guards: scored.guards,
-            };
-            (outcome, scored.gathered.describe())
+            let (outcome, described, _) = ScoreOutcome::of_shards(scored, artifact, timings);
+            (outcome, described)
         }
     };
     outcome.outputs = vec![out.to_path_buf(), manifest_path.clone()];
@@ -485,6 +506,44 @@ pub struct RunRequest {
     pub allow: Vec<String>,
     /// `--as-of`: the night to score, instead of `score.as_of`.
     pub as_of: Option<crate::asof::AsOf>,
+    /// `--shards K` or `--max-memory SIZE` (bytes), instead of the config's `[sharding]`.
+    pub shards: Option<u32>,
+    pub max_memory: Option<u64>,
+    /// `--scratch DIR`, instead of `sharding.scratch`.
+    pub scratch: Option<PathBuf>,
+}
+
+/// How a run is split: from its flags, or else its config's `[sharding]`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum RunSharding {
+    Whole,
+    Shards(u32),
+    /// A memory budget in bytes: scoring and training each pick their shard count.
+    Budget(u64),
+}
+
+impl RunSharding {
+    fn of(config: &PipelineConfig, request: &RunRequest) -> RunSharding {
+        let flags = (request.shards, request.max_memory);
+        let config = (config.sharding.shards, config.sharding.max_memory_bytes());
+        match (flags, config) {
+            ((Some(k), _), _) | ((None, None), (Some(k), _)) => RunSharding::Shards(k),
+            ((None, Some(b)), _) | ((None, None), (None, Some(b))) => RunSharding::Budget(b),
+            _ => RunSharding::Whole,
+        }
+    }
+
+    /// The shard count of a step whose memory `estimate` gives; `None` in one piece.
+    fn count(
+        self,
+        estimate: impl FnOnce() -> Result<MemoryEstimate, ShardError>,
+    ) -> Result<Option<u32>, ShardError> {
+        match self {
+            RunSharding::Whole => Ok(None),
+            RunSharding::Shards(k) => Ok(Some(k)),
+            RunSharding::Budget(b) => Ok(Some(estimate()?.shards_for(b)?)),
+        }
+    }
 }
 
 /// Last night's scores, if this job ran before: the baseline for movement and guards.
@@ -509,7 +568,7 @@ fn read_previous(
     if !scored.exists() {
         return None;
     }
-    let read = crate::load::read_scored(&scored)
+    let read = crate::load::scored::read_scored_columns(&scored, &PREVIOUS_COLUMNS)
         .map_err(JobError::from)
         .and_then(|batch| {
             let run = PreviousRun::from_scored(&scored, &batch, Some(&manifest))?;
@@ -529,32 +588,29 @@ fn read_previous(
 }
 
 /// Judges the past nights whose horizon is over by tonight (see [`crate::realised`]);
-/// a night whose scored table is gone is said and skipped.
+/// a night whose scored table is gone is said and skipped. Only the judged columns of
+/// each night are read; their subscribers are labelled from `inputs`, or with a plan
+/// shard by shard, each shard's rows of the subscriber table in turn (never the whole
+/// table).
 fn judge_past_nights(
     config: &PipelineConfig,
     past: &History,
     as_of: crate::asof::AsOf,
-    inputs: &Inputs,
+    inputs: Option<&Inputs>,
+    plan: Option<&ShardPlan>,
     console: &Console,
-) -> Vec<Realised> {
-    let mut out = Vec::new();
+) -> Result<Vec<Realised>, JobError> {
+    let mut nights = Vec::new();
     for record in past.to_judge(as_of) {
         let path = config
             .output
             .dir
             .join(&record.partition)
             .join("scored.parquet");
-        match crate::load::read_scored(&path) {
+        match crate::load::scored::read_scored_columns(&path, &crate::realised::JUDGED_COLUMNS) {
             Ok(batch) => {
-                let r = crate::realised::judge(
-                    &batch,
-                    record.as_of,
-                    record.horizon_days,
-                    &record.model_version,
-                    &inputs.subscribers,
-                );
-                console.say(format!("{:>12}  {}", "realised", r.summary()));
-                out.push(r);
+                let labels = vec![None; batch.num_rows()];
+                nights.push((record, batch, labels));
             }
             Err(e) => console.say(format!(
                 "warning: night {} cannot be judged: {} cannot be read: {e}",
@@ -563,7 +619,45 @@ fn judge_past_nights(
             )),
         }
     }
-    out
+    let mut label = |subscribers: &crate::load::Subscribers| {
+        for (record, batch, labels) in nights.iter_mut() {
+            crate::realised::label(
+                batch,
+                record.as_of,
+                record.horizon_days,
+                subscribers,
+                labels,
+            );
+        }
+    };
+    match (inputs, plan) {
+        (Some(inputs), _) => label(&inputs.subscribers),
+        (None, Some(plan)) if !past.to_judge(as_of).is_empty() => {
+            let spec = config.input_spec();
+            for shard in crate::shard::Shard::each(plan.shards) {
+                let subscribers = crate::load::Subscribers::load_shard(
+                    &spec.subscribers,
+                    &spec.subscriber_columns,
+                    shard,
+                )?;
+                label(&subscribers);
+            }
+        }
+        (None, _) => {}
+    }
+    let mut out = Vec::new();
+    for (record, batch, labels) in &nights {
+        let r = crate::realised::judge_labelled(
+            batch,
+            labels,
+            record.as_of,
+            record.horizon_days,
+            &record.model_version,
+        );
+        console.say(format!("{:>12}  {}", "realised", r.summary()));
+        out.push(r);
+    }
+    Ok(out)
 }
 
 /// `churnseg run`: the whole nightly job from a config file, committed as one unit.
@@ -634,10 +728,33 @@ pub fn run_config(
     }
     let spec = config.input_spec();
     let strict = config.inputs.strict;
-    let inputs = timings.time("load", || super::load_inputs(&spec, strict, console))?;
+    // Sharded, nothing is read whole: the past nights are labelled, the model trained
+    // and the night scored shard by shard, and the report reads back a few columns.
+    let sharding = RunSharding::of(&config, request);
+    let scratch = request
+        .scratch
+        .clone()
+        .or_else(|| config.sharding.scratch.clone());
+    let plan = sharding
+        .count(|| MemoryEstimate::of_inputs(&spec, TableKind::Night))?
+        .map(|shards| ShardPlan {
+            shards,
+            scratch: scratch.clone(),
+        });
+    let inputs = match plan {
+        None => Some(timings.time("load", || super::load_inputs(&spec, strict, console))?),
+        Some(_) => None,
+    };
     let realised = timings.time("realised", || {
-        judge_past_nights(&config, &past, dates.as_of, &inputs, console)
-    });
+        judge_past_nights(
+            &config,
+            &past,
+            dates.as_of,
+            inputs.as_ref(),
+            plan.as_ref(),
+            console,
+        )
+    })?;
     // (opening the outputs may just have finished an interrupted commit of the model;
     // `always` never reads the old model, so a damaged one does not stop it)
     let existing = if has_model() && rule != Retrain::Always {
@@ -667,6 +784,7 @@ pub fn run_config(
         decision.reason
     ));
     let mut trained_guards = None;
+    let mut train_shards = None;
     let artifact = match existing {
         Some(artifact) if !must_train => {
             // the model computes the features it was trained on, or nothing
@@ -684,12 +802,36 @@ pub fn run_config(
         _ => {
             let mut params = config.train_params(&name, dates.train_as_of);
             params.guards = guards.clone();
-            let (trained, train_guards) =
-                timings.time("train", || train(&inputs, &params, console))?;
+            let (trained, train_guards, described) = match &inputs {
+                Some(inputs) => {
+                    let (trained, guards) =
+                        timings.time("train", || train(inputs, &params, console))?;
+                    (trained, guards, inputs.describe())
+                }
+                None => {
+                    let snapshots =
+                        crate::train::planned_dates(&params, spec.interactions.is_some()).len();
+                    let k = sharding
+                        .count(|| {
+                            MemoryEstimate::of_inputs(
+                                &spec,
+                                TableKind::Model {
+                                    snapshots: snapshots as u64,
+                                },
+                            )
+                        })?
+                        .unwrap_or(1);
+                    train_shards = Some(k);
+                    let t = timings.time("train", || {
+                        super::sharded::train(&spec, strict, &params, k, None, console)
+                    })?;
+                    (t.artifact, t.guards, t.inputs)
+                }
+            };
             trained_guards = Some(train_guards);
             let artifact = timings.time("save model", || trained.stage(&mut outputs, model_dir))?;
             if let Some(path) = &paths.model_manifest {
-                let manifest = super::model_manifest("run", inputs.describe(), &artifact, &timings);
+                let manifest = super::model_manifest("run", described, &artifact, &timings);
                 outputs.stage_bytes(path, &manifest.to_bytes()?)?;
             }
             console.say(format!(
@@ -705,20 +847,54 @@ pub fn run_config(
     };
     let params = config.score_params();
     let previous = read_previous(&paths, &config, dates.as_of, console);
-    let mut outcome = score_inputs(
-        &inputs,
-        &artifact,
-        dates.as_of,
-        &params,
-        previous.as_ref().map(|(b, r, _)| (b, r)),
-        &guards,
-        &mut timings,
-        console,
-    )?;
+    let (mut outcome, described, staged) = match (&inputs, &plan) {
+        (Some(inputs), _) => {
+            let mut outcome = score_inputs(
+                inputs,
+                &artifact,
+                dates.as_of,
+                &params,
+                previous.as_ref().map(|(b, r, _)| (b, r)),
+                &guards,
+                &mut timings,
+                console,
+            )?;
+            outcome.timings.time("write", || {
+                outputs.stage_parquet(&paths.scored, &outcome.scored)
+            })?;
+            (outcome, inputs.describe(), None)
+        }
+        (None, Some(plan)) => {
+            let scored = timings.time("score", || {
+                super::sharded::score(
+                    &spec,
+                    strict,
+                    &artifact,
+                    dates.as_of,
+                    &params,
+                    previous.as_ref().map(|(b, r, _)| (b, r)),
+                    &guards,
+                    plan,
+                    &TableOut::File(paths.scored.clone()),
+                    &mut outputs,
+                    console,
+                )
+            })?;
+            ScoreOutcome::of_shards(scored, &artifact, std::mem::take(&mut timings))
+        }
+        (None, None) => return Err(ShardError::NoShard.into()),
+    };
+    // the report of a sharded run reads back the columns it needs from the staged table
+    let read_back = match &staged {
+        Some(path) => Some(
+            outcome
+                .timings
+                .time("report columns", || super::sharded::report_table(path))?,
+        ),
+        None => None,
+    };
+    let scored = read_back.as_ref().unwrap_or(&outcome.scored);
     let previous_as_of = previous.as_ref().and_then(|p| p.2);
-    outcome.timings.time("write", || {
-        outputs.stage_parquet(&paths.scored, &outcome.scored)
-    })?;
     let record = RunRecord {
         as_of: dates.as_of,
         partition: history::partition_name(dates.as_of),
@@ -740,7 +916,7 @@ pub fn run_config(
     let index = past.with(record);
     let realised_history = index.realised();
     outcome.timings.time("report", || {
-        let (_, list) = crate::report::contacts::contacts(&outcome.scored);
+        let (_, list) = crate::report::contacts::contacts(scored);
         outputs.stage_bytes(&paths.contacts, &crate::report::contacts::to_csv(&list)?)?;
         let options = crate::report::ReportOptions {
             currency: &config.report.currency,
@@ -750,7 +926,7 @@ pub fn run_config(
             realised: &realised_history,
             contacts_csv: Some(CONTACTS_FILE),
         };
-        let html = crate::report::render(&outcome.scored, &artifact, &options)?;
+        let html = crate::report::render(scored, &artifact, &options)?;
         outputs.stage_bytes(&paths.report, html.as_bytes())?;
         Ok::<_, JobError>(())
     })?;
@@ -765,7 +941,13 @@ pub fn run_config(
     manifest.set("config_path", config_path.display().to_string());
     manifest.set("config", &config);
     manifest.set("dates", &dates);
-    manifest.set("inputs", inputs.describe());
+    manifest.set("inputs", described);
+    if let Some(plan) = &plan {
+        manifest.set("shards", plan.shards);
+    }
+    if let Some(k) = train_shards {
+        manifest.set("train_shards", k);
+    }
     manifest.set("trained", must_train);
     manifest.set("retrain", &decision);
     manifest.set("model_version", &artifact.model_version);

@@ -55,13 +55,16 @@ use crate::score::{ScoreParams, ScoreSummary};
 use crate::segment::movement::MovementTally;
 use crate::shard::{Shard, SmallestHashes};
 use crate::train::{SampleSummary, TrainingSnapshots};
-use crate::write::{OutputSet, ParquetSink};
+use crate::write::{OutputSet, PIECE_ROWS, ParquetSink};
 
 /// Rows per row group of every output (the unsharded writer's, [`crate::write::parquet_properties`]).
 pub const ROW_GROUP_ROWS: usize = 1 << 20;
 
 /// The column holding each row's position in a partial.
 const POSITION: &str = "__position";
+
+/// Rows of each partial's batch while partials are merged.
+const MERGE_BATCH_ROWS: usize = 4 * 1024;
 
 /// Why a sharded run failed: its own problems (scratch, partials, the memory budget)
 /// and those of the stages it runs, each as that stage says it.
@@ -204,8 +207,10 @@ fn write_partial(path: &Path, positions: &[u64], batch: &RecordBatch) -> Result<
     let full = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
         .map_err(|e| ShardError::partial(path, e))?;
     let file = File::create(path).map_err(|e| ShardError::partial(path, e))?;
+    // row groups of one piece: the writer holds one encoded group, not the partial
     let props = WriterProperties::builder()
         .set_compression(Compression::SNAPPY)
+        .set_max_row_group_row_count(Some(PIECE_ROWS))
         .build();
     let mut writer = ArrowWriter::try_new(file, full.schema(), Some(props))
         .map_err(|e| ShardError::partial(path, e))?;
@@ -271,7 +276,7 @@ impl CanonicalMerge {
         let mut readers = Vec::new();
         let mut fields: Vec<Field> = Vec::new();
         for path in &paths {
-            let reader = open_partial(path, 4 * 1024)?;
+            let reader = open_partial(path, MERGE_BATCH_ROWS)?;
             let schema = reader.schema();
             let own: Vec<Field> = schema
                 .fields()
@@ -452,21 +457,25 @@ impl TableOut {
         }
     }
 
-    /// Stages the partials' rows (`partials[k]` is shard k's) as this table.
+    /// Stages the partials' rows (`partials[k]` is shard k's) as this table; for one
+    /// file, returns where it is staged (readable until the commit).
     fn stage(
         &self,
         partials: Vec<PathBuf>,
         shards: u32,
         outputs: &mut OutputSet,
-    ) -> Result<(), ShardError> {
+    ) -> Result<Option<PathBuf>, ShardError> {
         match self {
             TableOut::File(path) => {
                 let mut merge = CanonicalMerge::open(partials)?;
                 let mut sink = ParquetSink::create(path, Arc::clone(&merge.schema))?;
-                while let Some(chunk) = merge.next_chunk(ROW_GROUP_ROWS)? {
+                while let Some(chunk) = merge.next_chunk(PIECE_ROWS)? {
                     sink.write(&chunk)?;
                 }
-                outputs.add(sink.finish()?)?;
+                let staged = sink.finish()?;
+                let temp = staged.temp().to_path_buf();
+                outputs.add(staged)?;
+                return Ok(Some(temp));
             }
             TableOut::Dir(dir) => {
                 let files = self.files(shards);
@@ -475,7 +484,7 @@ impl TableOut {
                     let mut merge = CanonicalMerge::open(vec![partial])?;
                     let mut sink = ParquetSink::create(&files[k], Arc::clone(&merge.schema))?;
                     schema = Some(Arc::clone(&merge.schema));
-                    while let Some(chunk) = merge.next_chunk(ROW_GROUP_ROWS)? {
+                    while let Some(chunk) = merge.next_chunk(PIECE_ROWS)? {
                         sink.write(&chunk)?;
                     }
                     outputs.add(sink.finish()?)?;
@@ -488,7 +497,7 @@ impl TableOut {
                 outputs.stage_bytes(&dir.join("_SUCCESS"), b"")?;
             }
         }
-        Ok(())
+        Ok(None)
     }
 }
 
@@ -591,6 +600,9 @@ pub fn train(
         let shard = shard.sampled(max_hash);
         say_shard(console, shard);
         let inputs = super::load_inputs_shard(spec, strict && shard.index == 0, shard, console)?;
+        if !inputs.subscribers.has_churn_column {
+            return Err(crate::train::TrainError::NoChurnColumn.into());
+        }
         let built = TrainingSnapshots::build(&inputs, params, shard, console)?;
         gather(&mut gathered, &inputs, built.anchor()?);
         taxonomy.get_or_insert(inputs.taxonomy);
@@ -678,6 +690,8 @@ fn table_path(out: &TableOut) -> &Path {
 
 /// What a sharded scoring run produced.
 pub struct ShardedScore {
+    /// Where the scored table is staged when it is one file (until the commit).
+    pub staged: Option<PathBuf>,
     pub gathered: Gathered,
     pub guards: crate::guard::GuardReport,
     pub summary: ScoreSummary,
@@ -771,20 +785,89 @@ pub fn score(
         Some((batch, _)) => {
             let mut movement = MovementTally::new(batch);
             let mut merge = CanonicalMerge::open(finished.clone())?;
-            while let Some(chunk) = merge.next_chunk(ROW_GROUP_ROWS)? {
+            while let Some(chunk) = merge.next_chunk(PIECE_ROWS)? {
                 movement.add(&chunk);
             }
             Some(movement.finish())
         }
     };
-    out.stage(finished, plan.shards, outputs)?;
+    let staged = out.stage(finished, plan.shards, outputs)?;
     drop(scratch);
     Ok(ShardedScore {
+        staged,
         gathered,
         guards: report,
         summary,
         movement,
     })
+}
+
+/// The columns of a scored table that the report and the contact list read for every
+/// subscriber; the contact list's reasons and touchpoints ([`CONTACT_COLUMNS`]) are
+/// read for the listed subscribers only.
+pub const REPORT_COLUMNS: [&str; 11] = [
+    "subscriber_id",
+    "churn_probability",
+    "risk_decile",
+    "profit_90d",
+    "value_segment",
+    "value_at_risk",
+    "churn_driver",
+    "lifecycle_stage",
+    "loyalty_action",
+    "targeted",
+    "expected_return",
+];
+
+/// The list columns of the contact list.
+pub const CONTACT_COLUMNS: [&str; 2] = ["reasons", "recommended_touchpoints"];
+
+/// The scored table at `path` as the report and `contacts.csv` read it, without holding
+/// the table: [`REPORT_COLUMNS`] of every row, and [`CONTACT_COLUMNS`] of the rows on
+/// the contact list (null elsewhere, where nothing reads them). The report rendered
+/// from it is the report of the whole table, byte for byte.
+pub fn report_table(path: &Path) -> Result<RecordBatch, ShardError> {
+    let narrow = crate::load::scored::read_scored_columns(path, &REPORT_COLUMNS)?;
+    let (_, listed) = crate::report::contacts::listed(&narrow);
+    let source = crate::load::ParquetSource::resolve(path)?;
+    let mut fields: Vec<Field> = narrow
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
+    let mut columns: Vec<ArrayRef> = narrow.columns().to_vec();
+    let mut pieces: Vec<Vec<ArrayRef>> = Vec::new();
+    let mut list_fields: Vec<Field> = Vec::new();
+    let mut offset = 0;
+    for (_, batch) in source.read_all(Some(&CONTACT_COLUMNS))? {
+        if list_fields.is_empty() {
+            list_fields = batch
+                .schema()
+                .fields()
+                .iter()
+                .map(|f| f.as_ref().clone().with_nullable(true))
+                .collect();
+            pieces = vec![Vec::new(); batch.num_columns()];
+        }
+        let end = (offset + batch.num_rows()).min(listed.len());
+        let mask = arrow::array::BooleanArray::from(listed[offset..end].to_vec());
+        offset = end;
+        for (c, column) in batch.columns().iter().enumerate() {
+            let none =
+                arrow::array::Scalar::new(arrow::array::new_null_array(column.data_type(), 1));
+            pieces[c].push(arrow::compute::kernels::zip::zip(&mask, column, &none)?);
+        }
+    }
+    for (field, piece) in list_fields.into_iter().zip(pieces) {
+        let refs: Vec<&dyn arrow::array::Array> = piece.iter().map(AsRef::as_ref).collect();
+        columns.push(arrow::compute::concat(&refs)?);
+        fields.push(field);
+    }
+    Ok(RecordBatch::try_new(
+        Arc::new(Schema::new(fields)),
+        columns,
+    )?)
 }
 
 /// Parses a memory size: `2GiB`, `512MiB`, `1.5GB`, `800M`, or bytes.
@@ -812,27 +895,38 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
     }
 }
 
-/// The memory a sharded run needs, estimated from the input sizes. Three parts, not all
-/// alive at once:
-/// - always: a base for the program and its readers (160 MiB) and the population's few
-///   columns of every subscriber (~64 bytes each);
-/// - while a shard is built: per subscriber of the shard, one set of event accumulators
-///   per worker thread (the [`Accumulator`], and a count and a rating per taxonomy
-///   touchpoint), the feature row and its copy in the partial, the kernel's columns and
-///   the subscriber's own row;
-/// - while the output is written: one row group ([`ROW_GROUP_ROWS`] rows at most) of the
-///   output, twice (its pieces and the group itself): ~700 bytes a scored row, 16 bytes
-///   a feature.
+/// The memory a sharded run needs, estimated from the input sizes (Parquet metadata
+/// only). Four parts, not all alive at once:
+/// - **base**, always: the program, its thread pools and the readers' batches;
+/// - **held**, from the first shard to the end: what each subscriber leaves for the
+///   population steps ([`PopulationPart`]: position, id, probability, profit, value at
+///   risk, footprint), for `run` also the previous night's columns, for `train` the
+///   feature table of every planned snapshot (the fits need every row);
+/// - **once**, the peak of a step that runs once over everyone, beside what is held:
+///   the population steps (the gathered columns joined, then ranked); the output's
+///   writer (one row group encoded, a piece of [`PIECE_ROWS`] rows, and one batch per
+///   shard being merged); for `run`, the report's columns of every subscriber;
+/// - **per subscriber of a shard**, while the shard is built and scored: its row of the
+///   subscriber table, its accumulators (one table per snapshot, whatever the thread
+///   count: [`Accumulator`], and per taxonomy touchpoint its counts and, when scoring,
+///   its use), its feature row, the kernel's columns and their copy in the partial.
 ///
-/// K is the fewest shards whose working set fits beside the first part.
+/// K is the fewest shards whose working set fits beside the base and what is held,
+/// in [`MemoryEstimate::USABLE`] of the budget (the rest is the margin: allocator
+/// slack, what the estimate does not see).
 ///
 /// [`Accumulator`]: crate::features::accumulate::Accumulator
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct MemoryEstimate {
     pub subscribers: u64,
-    pub fixed: u64,
+    pub base: u64,
+    pub held: u64,
+    pub once: u64,
     pub per_subscriber: u64,
-    pub output: u64,
+    /// Bytes of one output row while it is merged and written (decoded), and of a row
+    /// group's rows once encoded.
+    pub output_row: u64,
+    pub encoded_row: u64,
     pub written: TableKind,
 }
 
@@ -847,44 +941,83 @@ pub enum TableKind {
     Model {
         snapshots: u64,
     },
+    /// The nightly job's scoring (`run`): a scored table, the previous night's columns
+    /// held throughout, and the report's columns read back at the end.
+    Night,
+}
+
+/// What the inputs' metadata says about their sizes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct InputSizes {
+    pub subscribers: u64,
+    /// Bytes of one subscriber row, decoded (the table's uncompressed size per row).
+    pub row_bytes: u64,
+    /// Bytes of one `subscriber_id`.
+    pub id_bytes: u64,
+    /// Columns besides the five the SPEC names (passed through as features).
+    pub pass_through: u64,
+    pub touchpoints: u64,
 }
 
 impl MemoryEstimate {
-    /// Estimates a run over `subscribers` subscriber rows with `pass_through` extra
-    /// columns, `touchpoints` taxonomy touchpoints and `threads` worker threads.
-    pub fn new(
-        subscribers: u64,
-        pass_through: u64,
-        touchpoints: u64,
-        threads: u64,
-        written: TableKind,
-    ) -> Self {
-        let feature_columns = 90 + 3 * touchpoints + pass_through;
-        let tables = match written {
-            TableKind::Model { snapshots } => snapshots.max(1),
-            _ => threads,
+    /// The share of the budget the estimate plans to use.
+    pub const USABLE: f64 = 0.85;
+
+    /// Estimates a run over inputs of these sizes.
+    pub fn new(sizes: InputSizes, written: TableKind) -> Self {
+        let InputSizes {
+            subscribers: n,
+            row_bytes,
+            id_bytes,
+            pass_through,
+            touchpoints: t,
+        } = sizes;
+        let feature_columns = 90 + 3 * t + pass_through;
+        // a feature row: 8 bytes a value, its validity, and strings passed through
+        let feature_row = 9 * feature_columns + 16 * pass_through;
+        let accumulator =
+            std::mem::size_of::<crate::features::accumulate::Accumulator>() as u64 + 4;
+        // scoring: per touchpoint its counts, its use (ratings, cost) and the use's copy
+        // in the partial; the kernel's reasons (three strings), lifecycle, profit
+        let scoring = 12 * t + 32 * t + 2 * 12 * t + 400;
+        let population_row = 80 + id_bytes;
+        let (tables, held, per_subscriber, output_row, encoded_row) = match written {
+            TableKind::Features => (1, 0, 12 * t + feature_row, feature_row, 3 * feature_columns),
+            TableKind::Scores => (1, population_row, scoring + feature_row, 700, 120),
+            TableKind::Night => (
+                1,
+                population_row + 48 + id_bytes,
+                scoring + feature_row,
+                700,
+                120,
+            ),
+            // training holds every snapshot's features whole, and a stack of up to three
+            // being fit beside its binned copy
+            TableKind::Model { snapshots } => (
+                snapshots.max(1),
+                8 * feature_columns * (snapshots + 4),
+                12 * t + feature_row,
+                0,
+                0,
+            ),
         };
-        let accumulators = tables
-            * (std::mem::size_of::<crate::features::accumulate::Accumulator>() as u64
-                + 20 * touchpoints);
-        let per_subscriber =
-            accumulators + 2 * 8 * feature_columns + 24 * touchpoints + 300 + 16 * pass_through;
-        let row_bytes = match written {
-            TableKind::Features => 16 * feature_columns,
-            TableKind::Scores => 700,
-            TableKind::Model { .. } => 0,
-        };
-        // training holds every snapshot's features whole, and a stack of up to three
-        // being fit beside its binned copy
-        let held = match written {
-            TableKind::Model { snapshots } => subscribers * 8 * feature_columns * (snapshots + 4),
+        let per_subscriber = row_bytes + 32 + tables * accumulator + per_subscriber;
+        // the population steps join the gathered columns (a copy while they grow) and
+        // rank them; the report (once the gathered columns are gone) reads a dozen
+        // columns and turns its text into strings
+        let once_per_subscriber = match written {
+            TableKind::Scores => population_row + 96,
+            TableKind::Night => (population_row + 96).max((260 + 2 * id_bytes) - population_row),
             _ => 0,
         };
         MemoryEstimate {
-            subscribers,
-            fixed: 64 * subscribers + 160 * (1 << 20) + held,
+            subscribers: n,
+            base: 160 << 20,
+            held: n * held,
+            once: n * once_per_subscriber,
             per_subscriber,
-            output: subscribers.min(ROW_GROUP_ROWS as u64) * row_bytes,
+            output_row,
+            encoded_row,
             written,
         }
     }
@@ -902,49 +1035,156 @@ impl MemoryEstimate {
         sample: Option<u64>,
     ) -> Result<MemoryEstimate, ShardError> {
         let source = crate::load::ParquetSource::resolve(&spec.subscribers)?;
-        let mut rows = 0u64;
-        let mut columns = 0u64;
+        let id = &spec.subscriber_columns.subscriber_id;
+        let (mut rows, mut bytes, mut id_bytes, mut columns) = (0u64, 0u64, 0u64, 0u64);
         for i in 0..source.files.len() {
             let builder = source.open(i)?;
-            rows += builder.metadata().file_metadata().num_rows().max(0) as u64;
+            let meta = builder.metadata();
+            rows += meta.file_metadata().num_rows().max(0) as u64;
+            for group in meta.row_groups() {
+                for column in group.columns() {
+                    let size = column.uncompressed_size().max(0) as u64;
+                    bytes += size;
+                    if column.column_path().string() == *id {
+                        id_bytes += size;
+                    }
+                }
+            }
             columns = builder.schema().fields().len() as u64;
         }
         let taxonomy = crate::taxonomy::Taxonomy::load(spec.taxonomy.as_deref())?;
-        Ok(MemoryEstimate::new(
-            sample.map_or(rows, |n| n.min(rows)),
-            columns.saturating_sub(5),
-            taxonomy.len() as u64,
-            rayon::current_num_threads() as u64,
-            written,
-        ))
+        let per_row = |b: u64| b.checked_div(rows).unwrap_or(0);
+        let sizes = InputSizes {
+            subscribers: sample.map_or(rows, |n| n.min(rows)),
+            row_bytes: per_row(bytes),
+            id_bytes: per_row(id_bytes).max(8),
+            pass_through: columns.saturating_sub(5),
+            touchpoints: taxonomy.len() as u64,
+        };
+        Ok(MemoryEstimate::new(sizes, written))
     }
 
-    /// The fewest shards that keep the estimate under `budget` bytes.
+    /// The output writer's memory with `shards` shards being merged: one row group
+    /// encoded, the piece being handed on, and a batch of each partial.
+    pub fn output(&self, shards: u32) -> u64 {
+        let group = self.subscribers.min(ROW_GROUP_ROWS as u64);
+        group * self.encoded_row
+            + (PIECE_ROWS as u64 + shards as u64 * MERGE_BATCH_ROWS as u64) * self.output_row
+    }
+
+    /// The estimated peak with `shards` shards.
+    pub fn peak(&self, shards: u32) -> u64 {
+        let shard = self.subscribers.div_ceil(shards.max(1) as u64) * self.per_subscriber;
+        self.base + self.held + shard.max(self.once).max(self.output(shards))
+    }
+
+    /// The fewest shards that keep the estimate under `budget` bytes (with the margin).
     pub fn shards_for(&self, budget: u64) -> Result<u32, ShardError> {
-        let human = crate::console::human_bytes;
-        let needed = self.fixed + self.output;
-        if budget <= needed {
-            return Err(ShardError::Budget {
-                budget: human(budget),
-                rows: self.subscribers,
-                needed: human(needed),
-                what: match self.written {
-                    TableKind::Model { .. } => {
-                        "the feature tables of every snapshot, which training holds whole: train on a sample with --sample N"
-                    }
-                    _ => "the population's columns and one output row group",
-                },
-            });
+        let usable = (budget as f64 * Self::USABLE) as u64;
+        let too_small = |needed: u64| ShardError::Budget {
+            budget: crate::console::human_bytes(budget),
+            rows: self.subscribers,
+            needed: crate::console::human_bytes((needed as f64 / Self::USABLE) as u64),
+            what: match self.written {
+                TableKind::Model { .. } => {
+                    "the feature tables of every snapshot, which training holds whole: train on a sample with --sample N"
+                }
+                _ => "the population's columns, its ranking and one output row group",
+            },
+        };
+        let fixed = self.base + self.held + self.once.max(self.output(1));
+        if usable <= fixed {
+            return Err(too_small(fixed));
         }
-        let per_shard = budget - self.fixed;
+        let room = usable - self.base - self.held;
         let total = self.subscribers * self.per_subscriber;
-        Ok(total.div_ceil(per_shard).clamp(1, u32::MAX as u64) as u32)
+        let k = total.div_ceil(room).clamp(1, 4096) as u32;
+        if self.peak(k) > usable {
+            return Err(too_small(self.peak(k)));
+        }
+        Ok(k)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A table of `rows` rows with a list column of uneven lengths (whose pages the
+    /// writer cuts by values, not rows) and a string column.
+    fn uneven(rows: usize) -> RecordBatch {
+        use arrow::array::{ListBuilder, StringArray, StringBuilder};
+        let mut lists = ListBuilder::new(StringBuilder::new());
+        for i in 0..rows {
+            for k in 0..(i * 7919 % 5) {
+                lists
+                    .values()
+                    .append_value(format!("reason {} {k}", i % 97));
+            }
+            lists.append(i % 11 != 0);
+        }
+        let ids =
+            StringArray::from_iter_values((0..rows).map(|i| format!("S{:07}", i * 31 % rows)));
+        RecordBatch::try_from_iter([
+            ("subscriber_id", Arc::new(ids) as ArrayRef),
+            ("reasons", Arc::new(lists.finish()) as ArrayRef),
+        ])
+        .unwrap()
+    }
+
+    fn written(path: &Path, batches: &[RecordBatch]) -> Vec<u8> {
+        let mut sink = ParquetSink::create(path, batches[0].schema()).unwrap();
+        for b in batches {
+            sink.write(b).unwrap();
+        }
+        let staged = sink.finish().unwrap();
+        std::fs::read(staged.temp()).unwrap()
+    }
+
+    #[test]
+    fn a_file_has_the_same_bytes_however_its_rows_are_handed_to_the_sink() {
+        // more than two pieces, so that a boundary falls inside a handed batch
+        let rows = 2 * PIECE_ROWS + 12_345;
+        let table = uneven(rows);
+        let dir = tempfile::tempdir().unwrap();
+        let whole = written(&dir.path().join("whole.parquet"), &[table.clone()]);
+        let cuts = [0, 1000, 71_000, 104_333, 140_000, rows];
+        let pieces: Vec<RecordBatch> = cuts
+            .windows(2)
+            .map(|w| table.slice(w[0], w[1] - w[0]))
+            .collect();
+        let fed = written(&dir.path().join("fed.parquet"), &pieces);
+        assert!(
+            whole == fed,
+            "the bytes depend on how the rows were handed on"
+        );
+        // and the pieces are what the writer sees: a table cut elsewhere, written
+        // straight to the writer, differs (else this test could not fail)
+        let mut direct = Vec::new();
+        let mut w = ArrowWriter::try_new(
+            &mut direct,
+            table.schema(),
+            Some(crate::write::parquet_properties()),
+        )
+        .unwrap();
+        for b in &pieces {
+            w.write(b).unwrap();
+        }
+        w.close().unwrap();
+        let mut straight = Vec::new();
+        let mut w = ArrowWriter::try_new(
+            &mut straight,
+            table.schema(),
+            Some(crate::write::parquet_properties()),
+        )
+        .unwrap();
+        w.write(&table).unwrap();
+        w.close().unwrap();
+        assert!(
+            direct != straight,
+            "the writer's pages did not depend on the batches"
+        );
+    }
 
     #[test]
     fn sizes_parse_with_binary_and_decimal_units() {
@@ -956,9 +1196,19 @@ mod tests {
         assert!(parse_size("0GiB").is_err());
     }
 
+    fn sizes(subscribers: u64) -> InputSizes {
+        InputSizes {
+            subscribers,
+            row_bytes: 80,
+            id_bytes: 12,
+            pass_through: 5,
+            touchpoints: 19,
+        }
+    }
+
     #[test]
     fn more_memory_means_fewer_shards() {
-        let e = MemoryEstimate::new(2_000_000, 5, 40, 2, TableKind::Scores);
+        let e = MemoryEstimate::new(sizes(2_000_000), TableKind::Scores);
         let small = e.shards_for(1 << 30).unwrap();
         let large = e.shards_for(8 << 30).unwrap();
         assert!(small > large && large >= 1, "{small} {large}");
@@ -966,5 +1216,14 @@ mod tests {
             e.shards_for(1 << 20),
             Err(ShardError::Budget { .. })
         ));
+        // the chosen K keeps the estimated peak inside the usable share, and one fewer
+        // shard would not
+        let budget = 1u64 << 30;
+        let usable = (budget as f64 * MemoryEstimate::USABLE) as u64;
+        assert!(e.peak(small) <= usable);
+        assert!(e.peak(small - 1) > usable);
+        // the nightly job holds more (the previous night) than scoring alone
+        let night = MemoryEstimate::new(sizes(2_000_000), TableKind::Night);
+        assert!(night.shards_for(budget).unwrap() >= small);
     }
 }

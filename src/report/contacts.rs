@@ -43,25 +43,29 @@ pub enum ContactRule {
     Retain,
 }
 
+/// Which rows of a scored table are on its contact list, and by which rule (a sharded
+/// run reads the reasons and touchpoints of these rows only).
+pub fn listed(scored: &RecordBatch) -> (ContactRule, Vec<bool>) {
+    let targeted = column_strings(scored, "targeted");
+    if targeted.iter().any(|t| t == "true") {
+        let on = targeted.iter().map(|t| t == "true").collect();
+        return (ContactRule::Targeted, on);
+    }
+    let action = column_strings(scored, "loyalty_action");
+    (
+        ContactRule::Retain,
+        action.iter().map(|a| a == "retain").collect(),
+    )
+}
+
 /// The contact list of a scored table, best first.
 pub fn contacts(scored: &RecordBatch) -> (ContactRule, Vec<Contact>) {
-    let targeted = column_strings(scored, "targeted");
     let action = column_strings(scored, "loyalty_action");
     let expected = column_f64(scored, "expected_return");
     let var = column_f64(scored, "value_at_risk");
-    let any_targeted = targeted.iter().any(|t| t == "true");
-    let rule = if any_targeted {
-        ContactRule::Targeted
-    } else {
-        ContactRule::Retain
-    };
+    let (rule, on) = listed(scored);
     let ids = column_strings(scored, "subscriber_id");
-    let mut rows: Vec<usize> = (0..scored.num_rows())
-        .filter(|&i| match rule {
-            ContactRule::Targeted => targeted[i] == "true",
-            ContactRule::Retain => action[i] == "retain",
-        })
-        .collect();
+    let mut rows: Vec<usize> = (0..scored.num_rows()).filter(|&i| on[i]).collect();
     let key = |i: usize| match rule {
         ContactRule::Targeted => expected[i].unwrap_or(f64::NEG_INFINITY),
         ContactRule::Retain => var[i].unwrap_or(f64::NEG_INFINITY),

@@ -206,10 +206,26 @@ pub fn parquet_properties() -> WriterProperties {
         .build()
 }
 
+/// Rows handed to the Parquet writer at a time ([`ParquetSink`]): a multiple of the
+/// writer's mini-batch (1024 values) that divides the row group (2^20 rows).
+pub const PIECE_ROWS: usize = 1 << 16;
+
 /// A Parquet file written batch by batch and committed atomically.
+///
+/// The writer cuts pages where its mini-batches of values end, and for a list column a
+/// mini-batch counts values, not rows: how the rows are handed to it changes the pages.
+/// So the sink hands them on in pieces of [`PIECE_ROWS`] rows counted from the start of
+/// the file, whatever batches it is given: a file's bytes depend on its rows alone, and
+/// a table written whole, shard by shard or merged from partials is the same file. A
+/// caller need only hold a piece, never a row group.
 pub struct ParquetSink {
     file: AtomicFile,
     writer: ArrowWriter<BufWriter<File>>,
+    /// Rows given but not yet handed on (fewer than a piece).
+    pending: Vec<RecordBatch>,
+    pending_rows: usize,
+    /// Hand each batch on as given (`generate`, whose files keep their earlier bytes).
+    as_given: bool,
 }
 
 impl ParquetSink {
@@ -230,20 +246,71 @@ impl ParquetSink {
                     path: path.display().to_string(),
                     source,
                 })?;
-        Ok(ParquetSink { file, writer })
+        Ok(ParquetSink {
+            file,
+            writer,
+            pending: Vec::new(),
+            pending_rows: 0,
+            as_given: false,
+        })
     }
 
-    /// Appends one batch.
+    /// A sink that hands each batch to the writer as given, not in pieces: its bytes
+    /// depend on the batches (`generate` keeps the bytes of earlier versions so).
+    pub fn create_as_given(path: &Path, schema: SchemaRef) -> Result<ParquetSink, WriteError> {
+        let mut sink = ParquetSink::create(path, schema)?;
+        sink.as_given = true;
+        Ok(sink)
+    }
+
+    /// Appends one batch (handed on in whole pieces; the rest waits for more rows).
     pub fn write(&mut self, batch: &RecordBatch) -> Result<(), WriteError> {
-        let path = self.file.target_name();
+        if self.as_given {
+            self.pending.push(batch.clone());
+            return self.hand_on();
+        }
+        let mut offset = 0;
+        while offset < batch.num_rows() {
+            let take = (PIECE_ROWS - self.pending_rows).min(batch.num_rows() - offset);
+            self.pending.push(batch.slice(offset, take));
+            self.pending_rows += take;
+            offset += take;
+            if self.pending_rows == PIECE_ROWS {
+                self.hand_on()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Hands the pending rows to the writer as one piece.
+    fn hand_on(&mut self) -> Result<(), WriteError> {
+        let path = || self.file.target_name();
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let pending = std::mem::take(&mut self.pending);
+        self.pending_rows = 0;
+        let piece = match <[RecordBatch; 1]>::try_from(pending) {
+            Ok([one]) => one,
+            Err(many) => arrow::compute::concat_batches(&many[0].schema(), &many).map_err(|e| {
+                WriteError::Parquet {
+                    path: path(),
+                    source: e.into(),
+                }
+            })?,
+        };
         self.writer
-            .write(batch)
-            .map_err(|source| WriteError::Parquet { path, source })
+            .write(&piece)
+            .map_err(|source| WriteError::Parquet {
+                path: path(),
+                source,
+            })
     }
 
     /// Finishes the Parquet footer and syncs the file, which stays under its temporary
     /// name for an [`OutputSet`].
-    pub fn finish(self) -> Result<StagedFile, WriteError> {
+    pub fn finish(mut self) -> Result<StagedFile, WriteError> {
+        self.hand_on()?;
         let path = self.file.target_name();
         let inner = self
             .writer
