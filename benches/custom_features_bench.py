@@ -7,10 +7,12 @@ usage: benches/custom_features_bench.py DATA_DIR [--as-of 2026-07-01] [--threads
                                         [--rounds 3] [--churnseg BIN]
 
 DATA_DIR holds `subscribers.parquet` and `interactions.parquet` (`churnseg generate`).
-Reported per round and as medians: wall time of each run, the `custom` stage of the
-churnseg run with custom features (the polars queries and the join, as churnseg logs it),
-and the DuckDB query (two scans, one per window, the five aggregates with `FILTER`
-clauses, joined to every subscriber). Then the five columns of churnseg's output are
+Reported per round and as medians: wall time of each run; the fused pass (the `features`
+step, as churnseg logs it) of the run without custom features; the `custom` stage of the
+run with them (the polars queries and the join into the feature table, as churnseg logs
+it); and the DuckDB query (two scans, one per window, the five aggregates with `FILTER`
+clauses, joined to every subscriber, written to Parquet), timed inside its process and
+as the whole process. The load average is printed before, after and with each round. Then the five columns of churnseg's output are
 compared with DuckDB's (relative tolerance 1e-9, nulls where DuckDB has nulls).
 """
 import argparse, os, re, statistics, subprocess, sys, tempfile, time
@@ -89,13 +91,29 @@ def duckdb_sql(data, as_of):
 
 
 DUCKDB_CHILD = """
-import sys, duckdb
+import sys, time, duckdb
 sql, out, threads = sys.argv[1], sys.argv[2], sys.argv[3]
 con = duckdb.connect()
 con.execute("SET TimeZone = 'UTC'")
 con.execute(f"SET threads = {threads}")
+start = time.perf_counter()
 con.execute(f"COPY ({sql}) TO '{out}' (FORMAT parquet)")
+print(f"duckdb query in {time.perf_counter() - start:.3f}s")
 """
+
+
+def load():
+    """The 1-, 5- and 15-minute load averages."""
+    return " ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def stage_seconds(name, text):
+    """The time churnseg logged for its step `name` (`{name}  ... in 1.23s`)."""
+    for line in text.splitlines():
+        m = re.match(rf"\s*{name}\s\s.* in ([0-9.]+)s$", line)
+        if m:
+            return float(m.group(1))
+    return float("nan")
 
 
 def run(cmd):
@@ -128,23 +146,29 @@ def main():
     core_out, custom_out = os.path.join(work, "core.parquet"), os.path.join(work, "custom.parquet")
     duck_out = os.path.join(work, "duckdb.parquet")
     sql = duckdb_sql(os.path.abspath(args.data), args.as_of)
-    times = {"core": [], "with custom": [], "custom stage": [], "duckdb five": []}
+    times = {"core run": [], "fused pass": [], "with custom run": [], "custom stage": [],
+             "duckdb run": [], "duckdb query": []}
+    print(f"load before: {load()}", flush=True)
     for r in range(args.rounds):
-        t, _ = run(base + ["--out", core_out])
-        times["core"].append(t)
+        t, text = run(base + ["--out", core_out])
+        times["core run"].append(t)
+        times["fused pass"].append(stage_seconds("features", text))
         t, text = run(base + ["--out", custom_out, "--custom", custom])
-        times["with custom"].append(t)
-        stage = re.search(r"custom\s+.*? in ([0-9.]+)s", text)
-        times["custom stage"].append(float(stage.group(1)) if stage else float("nan"))
-        t, _ = run([sys.executable, "-c", DUCKDB_CHILD, sql, duck_out, str(args.threads)])
-        times["duckdb five"].append(t)
-        print(f"round {r + 1}: " + ", ".join(f"{k} {v[-1]:.2f}s" for k, v in times.items()),
-              flush=True)
+        times["with custom run"].append(t)
+        times["custom stage"].append(stage_seconds("custom", text))
+        t, text = run([sys.executable, "-c", DUCKDB_CHILD, sql, duck_out, str(args.threads)])
+        times["duckdb run"].append(t)
+        times["duckdb query"].append(float(re.search(r"duckdb query in ([0-9.]+)s", text).group(1)))
+        print(f"round {r + 1}: " + ", ".join(f"{k} {v[-1]:.2f}s" for k, v in times.items())
+              + f"; load {load()}", flush=True)
     med = {k: statistics.median(v) for k, v in times.items()}
     print("medians: " + ", ".join(f"{k} {v:.2f}s" for k, v in med.items()))
-    print(f"custom features add {med['with custom'] - med['core']:.2f}s to the fused pass "
-          f"({med['with custom'] / med['core']:.2f}x); the custom stage is "
-          f"{med['custom stage'] / med['duckdb five']:.2f}x DuckDB's time for the same five")
+    print(f"custom features add {med['with custom run'] - med['core run']:.2f}s to the run "
+          f"({med['with custom run'] / med['core run']:.2f}x its wall); the custom stage is "
+          f"{med['custom stage'] / med['fused pass']:.2f}x the fused pass's time and "
+          f"{med['custom stage'] / med['duckdb query']:.2f}x DuckDB's query for the same five "
+          f"({med['custom stage'] / med['duckdb run']:.2f}x its whole process)")
+    print(f"load after: {load()}")
     import pyarrow.parquet as pq
     ours = pq.read_table(custom_out).select(["subscriber_id"] + NAMES).to_pydict()
     theirs = pq.read_table(duck_out).to_pydict()

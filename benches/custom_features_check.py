@@ -3,8 +3,10 @@
 
 usage: benches/custom_features_check.py [--churnseg BIN] [--subscribers N] [--days D]
                                         [--seed S] [--string-ids] [--keep DIR]
+                                        [--data DIR] [--threads T]
 
-Generates a data set with `churnseg generate`, adds an extra numeric event column with
+Generates a data set with `churnseg generate` (or takes DIR's `subscribers.parquet` and
+`interactions.parquet` with `--data`), adds an extra numeric event column with
 pyarrow (`data_mb`: megabytes of a data session, null on other touchpoints and on a
 tenth of the sessions), writes a set of `[[features.custom]]` definitions (every
 window, filter and aggregate shape, one over the subscriber table), runs
@@ -68,21 +70,29 @@ def toml_of(defs):
 
 
 def add_data_mb(src, dst, seed):
-    """The interactions of `src` with a `data_mb` column, written to `dst`."""
-    table = pq.read_table(src)
+    """The interactions of `src` with a `data_mb` column, written to `dst` row group by
+    row group (a 50M-event file need not fit in memory)."""
+    source = pq.ParquetFile(src)
     rng = np.random.default_rng(seed)
-    n = table.num_rows
-    values = rng.lognormal(mean=4.0, sigma=1.2, size=n)
-    session = pc.equal(table["touchpoint"], "data_session").to_numpy(zero_copy_only=False)
-    keep = session & (rng.random(n) >= 0.1)
-    column = pa.array(np.where(keep, values, 0.0), mask=~keep, type=pa.float64())
-    pq.write_table(table.append_column("data_mb", column), dst, row_group_size=200_000)
+    writer = None
+    for batch in source.iter_batches(batch_size=200_000):
+        n = batch.num_rows
+        values = rng.lognormal(mean=4.0, sigma=1.2, size=n)
+        session = pc.equal(batch.column("touchpoint"), "data_session").to_numpy(
+            zero_copy_only=False)
+        keep = session & (rng.random(n) >= 0.1)
+        column = pa.array(np.where(keep, values, 0.0), mask=~keep, type=pa.float64())
+        table = pa.Table.from_batches([batch]).append_column("data_mb", column)
+        if writer is None:
+            writer = pq.ParquetWriter(dst, table.schema)
+        writer.write_table(table, row_group_size=200_000)
+    writer.close()
 
 
-def duckdb_features(data, interactions, ids):
+def duckdb_features(data, interactions, ids, threads):
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
-    con.execute("SET threads = 2")
+    con.execute(f"SET threads = {threads}")
     con.execute(f"CREATE TABLE ids AS SELECT * FROM read_parquet('{ids}')")
     out = {}
     for name, window, where, value, default in DEFINITIONS:
@@ -120,22 +130,27 @@ def main():
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--string-ids", action="store_true")
     ap.add_argument("--keep", help="directory to keep the data and outputs in")
+    ap.add_argument("--data", help="a generated data set to check on instead of a new one")
+    ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     work = args.keep or tempfile.mkdtemp(prefix="custom-check-")
     os.makedirs(work, exist_ok=True)
-    data = os.path.join(work, "data")
-    gen = [args.churnseg, "--quiet", "generate", "--subscribers", str(args.subscribers),
-           "--days", str(args.days), "--seed", str(args.seed), "--out", data]
-    if args.string_ids:
-        gen.append("--string-ids")
-    subprocess.run(gen, check=True)
+    if args.data:
+        data = os.path.abspath(args.data)
+    else:
+        data = os.path.join(work, "data")
+        gen = [args.churnseg, "--quiet", "generate", "--subscribers", str(args.subscribers),
+               "--days", str(args.days), "--seed", str(args.seed), "--out", data]
+        if args.string_ids:
+            gen.append("--string-ids")
+        subprocess.run(gen, check=True)
     interactions = os.path.join(work, "interactions_data_mb.parquet")
     add_data_mb(os.path.join(data, "interactions.parquet"), interactions, args.seed)
     custom = os.path.join(work, "custom.toml")
     with open(custom, "w") as f:
         f.write(toml_of(DEFINITIONS))
     out = os.path.join(work, "features.parquet")
-    subprocess.run([args.churnseg, "--quiet", "features",
+    subprocess.run([args.churnseg, "--quiet", "--threads", str(args.threads), "features",
                     "--subscribers", os.path.join(data, "subscribers.parquet"),
                     "--interactions", interactions, "--as-of", AS_OF, "--out", out,
                     "--custom", custom], check=True)
@@ -144,7 +159,7 @@ def main():
     pq.write_table(ours.select(["subscriber_id"]), ids)
     names = [d[0] for d in DEFINITIONS]
     assert ours.column_names[-len(names):] == names, ours.column_names[-len(names):]
-    theirs = duckdb_features(data, interactions, ids)
+    theirs = duckdb_features(data, interactions, ids, args.threads)
     keys = [str(k) for k in ours["subscriber_id"].to_pylist()]
     problems, checked, nulls = [], 0, 0
     for name in names:

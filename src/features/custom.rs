@@ -33,7 +33,7 @@ use arrow::datatypes::{DataType as ArrowType, Field, Int64Type, Schema as ArrowS
 use polars::prelude as pl;
 use polars::prelude::{IntoLazy, NamedFrom, col, lit};
 
-use super::FeatureTable;
+use super::names;
 use crate::asof::AsOf;
 use crate::custom_features::{
     CustomError, CustomFeature, CustomFeatures, CustomProblem, CustomSource, columns, parse_sql,
@@ -49,15 +49,13 @@ const KEY: &str = "__churnseg_id";
 const TENURE: &str = "tenure_days";
 
 /// Names a custom feature may not take: `subscriber_id` and every core and extended
-/// feature (the per-touchpoint counts of `taxonomy` included).
+/// feature (the per-touchpoint counts of `taxonomy`, or of the shipped taxonomy,
+/// included).
 pub fn reserved_names(taxonomy: Option<&Taxonomy>) -> Vec<String> {
-    let mut names = super::core_feature_names();
     match taxonomy {
-        Some(t) => names.extend(super::extended_feature_names(t)),
-        None => names.extend(super::extended_feature_names(&Taxonomy::shipped())),
+        Some(t) => names::reserved_names(t),
+        None => names::reserved_names(&Taxonomy::shipped()),
     }
-    names.push("subscriber_id".into());
-    names
 }
 
 /// Checks the custom features of `spec` before any work: every problem at once
@@ -522,16 +520,21 @@ impl Result_ {
     }
 }
 
-/// Computes the custom features of `inputs` for `table` (one shard's, or everyone's)
-/// and appends them to its batch, in definition order.
-pub fn append(table: &mut FeatureTable, inputs: &Inputs, shard: Shard) -> Result<(), CustomError> {
+/// Computes the custom features of `inputs` at `as_of` for the rows of `batch` (a
+/// feature table's, one shard's or everyone's: `subscriber_id` first) and appends them
+/// to it, in definition order.
+pub fn append(
+    batch: &mut RecordBatch,
+    as_of: AsOf,
+    inputs: &Inputs,
+    shard: Shard,
+) -> Result<(), CustomError> {
     let custom = &inputs.custom;
     if custom.is_empty() {
         return Ok(());
     }
-    let as_of = table.as_of;
     let mut values: Vec<Option<Vec<Option<f64>>>> = vec![None; custom.defs.len()];
-    let ids = table_ids(&table.batch);
+    let ids = table_ids(batch);
     // events: one query per window, in window order
     let mut windows: Vec<Option<u32>> = custom
         .defs
@@ -640,21 +643,20 @@ pub fn append(table: &mut FeatureTable, inputs: &Inputs, shard: Shard) -> Result
             );
         }
     }
-    let schema = table.batch.schema();
+    let schema = batch.schema();
     let mut fields: Vec<Arc<Field>> = schema.fields().iter().cloned().collect();
-    let mut columns: Vec<ArrayRef> = table.batch.columns().to_vec();
+    let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
     for (d, v) in custom.defs.iter().zip(values) {
         let v = v.unwrap_or_else(|| vec![None; ids.len()]);
         fields.push(Arc::new(Field::new(&d.name, ArrowType::Float64, true)));
         columns.push(Arc::new(Float64Array::from(v)));
     }
-    table.batch =
-        RecordBatch::try_new(Arc::new(ArrowSchema::new(fields)), columns).map_err(|e| {
-            CustomError::Polars {
-                of: None,
-                message: e.to_string(),
-            }
-        })?;
+    *batch = RecordBatch::try_new(Arc::new(ArrowSchema::new(fields)), columns).map_err(|e| {
+        CustomError::Polars {
+            of: None,
+            message: e.to_string(),
+        }
+    })?;
     Ok(())
 }
 

@@ -19,6 +19,11 @@
 pub mod accumulate;
 pub mod codes;
 pub mod custom;
+pub mod names;
+
+pub use names::{
+    core_feature_names, extended_feature_names, touchpoint_feature_name, touchpoint_feature_names,
+};
 
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -235,9 +240,7 @@ pub enum FeatureError {
 /// every core and extended feature, the per-touchpoint counts included (whether or not
 /// this run builds the extended ones, so that `features` and `train` agree).
 fn reserved_columns(subscribers: &Subscribers, taxonomy: &Taxonomy) -> Vec<String> {
-    let mut computed = core_feature_names();
-    computed.extend(extended_feature_names(taxonomy));
-    computed.push("subscriber_id".into());
+    let computed = names::reserved_names(taxonomy);
     subscribers
         .extra
         .iter()
@@ -245,62 +248,6 @@ fn reserved_columns(subscribers: &Subscribers, taxonomy: &Taxonomy) -> Vec<Strin
         .filter(|n| computed.contains(n))
         .cloned()
         .collect()
-}
-
-/// The names of the SPEC §4 core features, in output order (after `subscriber_id`).
-pub fn core_feature_names() -> Vec<String> {
-    let mut names = vec!["tenure_days".to_string()];
-    for w in WINDOWS {
-        names.push(format!("events_{w}d"));
-        names.extend(Category::ALL.iter().map(|c| format!("{c}_{w}d")));
-        names.extend(Stage::ALL.iter().map(|s| format!("{s}_{w}d")));
-        names.extend(Kind::ALL.iter().map(|k| format!("{k}_{w}d")));
-    }
-    names.push("days_since_last_event".into());
-    names.extend(Kind::ALL.iter().map(|k| format!("days_since_last_{k}")));
-    for n in [
-        "satisfaction_mean_90d",
-        "low_satisfaction_90d",
-        "complaints_unresolved_90d",
-        "use_trend",
-        "channels_distinct_90d",
-        "revenue_90d",
-        "cost_90d",
-        "profit_90d",
-    ] {
-        names.push(n.into());
-    }
-    names
-}
-
-/// Names of the extended features, in output order (after the core features).
-pub fn extended_feature_names(taxonomy: &Taxonomy) -> Vec<String> {
-    let mut names: Vec<String> = codes::REASONS
-        .iter()
-        .map(|r| format!("reason_{r}_90d"))
-        .collect();
-    names.push("personnel_duration_mean_90d".into());
-    names.extend(touchpoint_feature_names(taxonomy));
-    names
-}
-
-/// Names of the per-touchpoint counts, in output order: for each window (7, 30, 90
-/// days), `tp_{touchpoint}_{W}d` for every taxonomy touchpoint in [`Taxonomy::iter`]
-/// order. Name `k + w × touchpoints` is touchpoint `k` in window `w`.
-pub fn touchpoint_feature_names(taxonomy: &Taxonomy) -> Vec<String> {
-    WINDOWS
-        .iter()
-        .flat_map(|w| {
-            taxonomy
-                .iter()
-                .map(move |(name, _)| touchpoint_feature_name(name, *w as u32))
-        })
-        .collect()
-}
-
-/// `tp_{touchpoint}_{window}d`: the count of one touchpoint's events in one window.
-pub fn touchpoint_feature_name(touchpoint: &str, window_days: u32) -> String {
-    format!("tp_{touchpoint}_{window_days}d")
 }
 
 /// Builds the feature table. `progress` is called with the number of events read so far.
@@ -870,7 +817,7 @@ pub fn build_snapshots_logged(
     if !inputs.custom.is_empty() {
         let step = progress.step(0, "custom", "");
         for table in &mut tables {
-            custom::append(table, inputs, shard)?;
+            custom::append(&mut table.batch, table.as_of, inputs, shard)?;
         }
         step.finish(format!(
             "{} custom feature(s) with polars at {} date(s): {}",
