@@ -1,18 +1,19 @@
 //! Custom features evaluated with polars (issue 20): the checks against the Parquet
 //! schemas, the queries, and the join into the feature table.
 //!
-//! The definitions ([`crate::custom_features`]) travel with the inputs. For each window
-//! (`window_days`, or the whole history), one polars query scans the interaction files
-//! lazily — only the columns the definitions name are read (projection pushdown), and
-//! the point-in-time filter `ts >= as_of − window_days AND ts < as_of` (never before
-//! 1900-01-01, like the fused pass) is pushed into the Parquet reader, so row groups
-//! outside the window are skipped on a time-ordered log — and computes every definition
-//! of that window in one `group_by(subscriber_id)` with one aggregation each, on polars'
-//! streaming engine. A definition's `where` is applied inside its aggregations (each
-//! aggregate's input is nulled where the filter is not true, and `count(*)` counts the
-//! rows where it is), so definitions with different filters share the scan and the
-//! group-by; the rewrite is exact for the aggregates allowed (count, count distinct,
-//! sum, avg, min, max, median, stddev, variance), which all skip nulls.
+//! The definitions ([`crate::custom_features`]) travel with the inputs. One polars query
+//! serves every events definition: it scans the interaction files lazily — only the
+//! columns the definitions name are read (projection pushdown), and the point-in-time
+//! filter of the widest window, `ts >= as_of − window_days AND ts < as_of` (never before
+//! 1900-01-01, like the fused pass), is pushed into the Parquet reader, so row groups
+//! outside it are skipped on a time-ordered log — and computes every definition in one
+//! `group_by(subscriber_id)` with one aggregation each, on polars' streaming engine. A
+//! definition's narrower window and its `where` are applied inside its aggregations (each
+//! aggregate's input is nulled where the predicate is not true, and `count(*)` counts the
+//! rows where it is), with a count of the rows that pass, so a subscriber none of whose
+//! rows pass gets the default; definitions with different windows and filters thus share
+//! the scan and the group-by. The rewrite is exact for the aggregates allowed (count,
+//! count distinct, sum, avg, min, max, median, stddev, variance), which all skip nulls.
 //!
 //! `from = "subscribers"` definitions are one `select` over the subscriber files, with
 //! `tenure_days` (days from `signup_date` to `as_of`) added to their columns.
@@ -128,13 +129,12 @@ pub fn problems(spec: &InputSpec, taxonomy: Option<&Taxonomy>) -> Vec<CustomProb
                 let what = format!("the interactions {}", path.display());
                 out.extend(typed(custom, i, schema, &what, |lf| {
                     let ts = schema.get(&names.ts).cloned().unwrap_or(pl::DataType::Null);
-                    window_query(
+                    events_query(
                         lf,
                         &names.subscriber_id,
                         &names.ts,
                         &ts,
                         AsOf::from_days(20_000),
-                        d.window_days,
                         &[(i, d)],
                         None,
                     )
@@ -315,28 +315,36 @@ fn instant(ts: &pl::DataType, at: AsOf) -> Result<pl::Expr, CustomError> {
     })
 }
 
-/// The events query of one window: the point-in-time filter, the shard's subscribers
-/// (`shard_ids`, a one-column frame named [`KEY`]), and one aggregation per definition.
+/// The events query of definitions `defs`: the point-in-time filter of the widest window
+/// among them (pushed into the Parquet reader), the shard's subscribers (`shard_ids`, a
+/// one-column frame named [`KEY`]), and one aggregation per definition. A definition
+/// whose window is narrower, or which has a `where`, sees its rows through a predicate
+/// applied inside its aggregations, with a count of the rows that pass (`value_name(i,
+/// "n")`), so that a subscriber none of whose rows pass gets the definition's default.
 #[allow(clippy::too_many_arguments)]
-fn window_query(
+fn events_query(
     events: pl::LazyFrame,
     id: &str,
     ts: &str,
     ts_type: &pl::DataType,
     as_of: AsOf,
-    window_days: Option<u32>,
     defs: &[(usize, &CustomFeature)],
     shard_ids: Option<pl::DataFrame>,
 ) -> Result<pl::LazyFrame, CustomError> {
     // events dated before 1900 are ignored, as by the fused pass
     let floor = AsOf::from_date(chrono::NaiveDate::from_ymd_opt(1900, 1, 1).unwrap_or_default());
-    let start = match window_days {
+    let start = |window_days: Option<u32>| match window_days {
         Some(w) => as_of.plus_days(-(w as i32)).max(floor),
         None => floor,
     };
+    let scan_start = defs
+        .iter()
+        .map(|(_, d)| start(d.window_days))
+        .min()
+        .unwrap_or(floor);
     let mut events = events.filter(
         col(ts)
-            .gt_eq(instant(ts_type, start)?)
+            .gt_eq(instant(ts_type, scan_start)?)
             .and(col(ts).lt(instant(ts_type, as_of)?)),
     );
     let schema = events.collect_schema().map_err(polars_error(None))?;
@@ -344,14 +352,24 @@ fn window_query(
     if let Some(ids) = shard_ids {
         events = events.inner_join(ids.lazy(), col(KEY), col(KEY));
     }
+    let sql =
+        |text: &str| parse_sql(text).map_err(|message| CustomError::Polars { of: None, message });
     let mut aggs = Vec::new();
     for &(i, d) in defs {
-        let value =
-            parse_sql(&d.value).map_err(|message| CustomError::Polars { of: None, message })?;
-        match &d.filter {
-            Some(filter) => {
-                let p = parse_sql(filter)
-                    .map_err(|message| CustomError::Polars { of: None, message })?;
+        let value = sql(&d.value)?;
+        let def_start = start(d.window_days);
+        let window = if def_start > scan_start {
+            Some(col(ts).gt_eq(instant(ts_type, def_start)?))
+        } else {
+            None
+        };
+        let filter = d.filter.as_deref().map(sql).transpose()?;
+        let predicate = match (window, filter) {
+            (Some(w), Some(f)) => Some(w.and(f)),
+            (w, f) => w.or(f),
+        };
+        match predicate {
+            Some(p) => {
                 aggs.push(where_inside(value, &p).alias(value_name(i, "")));
                 aggs.push(passing(&p).alias(value_name(i, "n")));
             }
@@ -509,6 +527,11 @@ impl Result_ {
         Ok(Result_ { rows, frame })
     }
 
+    /// Whether the result has column `name`.
+    fn has(&self, name: &str) -> bool {
+        self.frame.column(name).is_ok()
+    }
+
     /// A column as floats, by result row.
     fn floats(&self, name: &str) -> Result<Vec<Option<f64>>, CustomError> {
         let column = self
@@ -535,16 +558,14 @@ pub fn append(
     }
     let mut values: Vec<Option<Vec<Option<f64>>>> = vec![None; custom.defs.len()];
     let ids = table_ids(batch);
-    // events: one query per window, in window order
-    let mut windows: Vec<Option<u32>> = custom
+    // events: one query for every definition
+    let defs: Vec<(usize, &CustomFeature)> = custom
         .defs
         .iter()
-        .filter(|d| d.from == CustomSource::Events)
-        .map(|d| d.window_days)
+        .enumerate()
+        .filter(|(_, d)| d.from == CustomSource::Events)
         .collect();
-    windows.sort_unstable();
-    windows.dedup();
-    if !windows.is_empty() {
+    if !defs.is_empty() {
         let events = inputs
             .interactions
             .as_ref()
@@ -570,44 +591,33 @@ pub fn append(
             .get(&events.names.ts)
             .cloned()
             .unwrap_or(pl::DataType::Null);
-        for window in windows {
-            let defs: Vec<(usize, &CustomFeature)> = custom
-                .defs
-                .iter()
-                .enumerate()
-                .filter(|(_, d)| d.from == CustomSource::Events && d.window_days == window)
-                .collect();
-            let query = window_query(
-                scan(&files.files).map_err(err)?,
-                &events.names.subscriber_id,
-                &events.names.ts,
-                &ts_type,
-                as_of,
-                window,
-                &defs,
-                (shard != Shard::ALL).then(|| id_frame(inputs)),
-            )?;
-            let frame = collect(query).map_err(err)?;
-            let result = Result_::of(frame)?;
-            for (i, d) in defs {
-                let v = result.floats(&value_name(i, ""))?;
-                let passing = match d.filter {
-                    Some(_) => Some(result.floats(&value_name(i, "n"))?),
-                    None => None,
-                };
-                values[i] = Some(
-                    ids.iter()
-                        .map(|id| match id.as_ref().and_then(|k| result.rows.get(k)) {
-                            Some(&r)
-                                if passing.as_ref().is_none_or(|n| n[r].unwrap_or(0.0) > 0.0) =>
-                            {
-                                v[r]
-                            }
-                            _ => d.default,
-                        })
-                        .collect(),
-                );
-            }
+        let query = events_query(
+            scan(&files.files).map_err(err)?,
+            &events.names.subscriber_id,
+            &events.names.ts,
+            &ts_type,
+            as_of,
+            &defs,
+            (shard != Shard::ALL).then(|| id_frame(inputs)),
+        )?;
+        let result = Result_::of(collect(query).map_err(err)?)?;
+        for (i, d) in defs {
+            let v = result.floats(&value_name(i, ""))?;
+            let n = value_name(i, "n");
+            let passing = match result.has(&n) {
+                true => Some(result.floats(&n)?),
+                false => None,
+            };
+            values[i] = Some(
+                ids.iter()
+                    .map(|id| match id.as_ref().and_then(|k| result.rows.get(k)) {
+                        Some(&r) if passing.as_ref().is_none_or(|n| n[r].unwrap_or(0.0) > 0.0) => {
+                            v[r]
+                        }
+                        _ => d.default,
+                    })
+                    .collect(),
+            );
         }
     }
     let from_subscribers: Vec<(usize, &CustomFeature)> = custom
