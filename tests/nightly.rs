@@ -9,7 +9,7 @@ use std::path::Path;
 use arrow::array::AsArray;
 
 mod common;
-use common::{churnseg, ok, read, s};
+use common::{churnseg, nightly_setup, ok, read, s};
 
 /// Three nights: the first a horizon (30 days) and more before the last.
 const NIGHTS: [&str; 3] = ["2026-05-01", "2026-05-16", "2026-06-01"];
@@ -18,44 +18,11 @@ fn json(path: &Path) -> serde_json::Value {
     serde_json::from_slice(&fs::read(path).unwrap()).unwrap()
 }
 
-/// Small generated data and a by-date job over it.
-fn setup(root: &Path) -> std::path::PathBuf {
-    let data = root.join("data");
-    ok(&[
-        "-q",
-        "generate",
-        "--subscribers",
-        "1500",
-        "--days",
-        "240",
-        "--seed",
-        "11",
-        "--out",
-        s(&data),
-    ]);
-    let config = root.join("nightly.toml");
-    fs::write(
-        &config,
-        format!(
-            "name = \"nightly\"\nseed = 5\n[inputs]\nsubscribers = \"{}\"\ninteractions = \"{}\"\n\
-             [train]\nretrain = \"every 30d\"\nas_of = \"-60d\"\nhorizon_days = 30\nboosting = {{ n_trees = 15 }}\nsnapshots = 1\nmodel = \"{}\"\n\
-             [score]\nas_of = \"yesterday\"\nbudget = 400.0\noffer_cost = 2.0\n\
-             [report]\ncurrency = \"¥\"\n[output]\ndir = \"{}\"\n",
-            s(&data.join("subscribers.parquet")),
-            s(&data.join("interactions.parquet")),
-            s(&root.join("models/nightly")),
-            s(&root.join("out")),
-        ),
-    )
-    .unwrap();
-    config
-}
-
 #[test]
 fn three_nights_give_three_partitions_movement_an_index_and_realised_figures() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path();
-    let config = setup(root);
+    let config = nightly_setup(root, false);
     let out = root.join("out");
     for night in NIGHTS {
         ok(&["-q", "run", s(&config), "--as-of", night]);
@@ -163,7 +130,7 @@ fn three_nights_give_three_partitions_movement_an_index_and_realised_figures() {
 fn a_refused_night_leaves_the_history_as_it_was() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path();
-    let config = setup(root);
+    let config = nightly_setup(root, false);
     let out = root.join("out");
     ok(&["-q", "run", s(&config), "--as-of", NIGHTS[0]]);
     let index = fs::read(out.join("runs.jsonl")).unwrap();
@@ -191,7 +158,7 @@ fn a_refused_night_leaves_the_history_as_it_was() {
 #[test]
 fn json_logs_are_one_object_per_line() {
     let tmp = tempfile::tempdir().unwrap();
-    let config = setup(tmp.path());
+    let config = nightly_setup(tmp.path(), false);
     let out = churnseg(&[
         "--log-format",
         "json",

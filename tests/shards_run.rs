@@ -8,43 +8,9 @@ use std::fs;
 use std::path::Path;
 
 mod common;
-use common::{churnseg, ok, s};
+use common::{churnseg, nightly_setup, ok, s};
 
 const NIGHTS: [&str; 2] = ["2026-05-01", "2026-06-01"];
-
-/// Small generated data with string ids and a by-date job over it.
-fn setup(root: &Path) -> std::path::PathBuf {
-    let data = root.join("data");
-    ok(&[
-        "-q",
-        "generate",
-        "--subscribers",
-        "1500",
-        "--days",
-        "240",
-        "--seed",
-        "11",
-        "--string-ids",
-        "--out",
-        s(&data),
-    ]);
-    let config = root.join("nightly.toml");
-    fs::write(
-        &config,
-        format!(
-            "name = \"nightly\"\nseed = 5\n[inputs]\nsubscribers = \"{}\"\ninteractions = \"{}\"\n\
-             [train]\nretrain = \"every 30d\"\nas_of = \"-60d\"\nhorizon_days = 30\nboosting = {{ n_trees = 15 }}\nsnapshots = 1\nmodel = \"{}\"\n\
-             [score]\nas_of = \"yesterday\"\nbudget = 400.0\noffer_cost = 2.0\n\
-             [report]\ncurrency = \"¥\"\n[output]\ndir = \"{}\"\n",
-            s(&data.join("subscribers.parquet")),
-            s(&data.join("interactions.parquet")),
-            s(&root.join("models/nightly")),
-            s(&root.join("out")),
-        ),
-    )
-    .unwrap();
-    config
-}
 
 /// A manifest without what may differ between runs: timings, peak memory, shard counts.
 fn figures(path: &Path) -> serde_json::Value {
@@ -65,7 +31,7 @@ fn figures(path: &Path) -> serde_json::Value {
 fn a_sharded_night_writes_what_an_unsharded_one_writes() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path();
-    let config = setup(root);
+    let config = nightly_setup(root, true);
     for night in NIGHTS {
         ok(&["-q", "run", s(&config), "--as-of", night]);
     }
@@ -134,7 +100,7 @@ fn a_sharded_night_writes_what_an_unsharded_one_writes() {
 fn the_config_may_ask_for_shards_and_the_flags_override_it() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path();
-    let config = setup(root);
+    let config = nightly_setup(root, true);
     let text = fs::read_to_string(&config).unwrap();
     fs::write(&config, format!("{text}[sharding]\nshards = 2\n")).unwrap();
     ok(&["-q", "run", s(&config), "--as-of", NIGHTS[0]]);
@@ -167,4 +133,45 @@ fn the_config_may_ask_for_shards_and_the_flags_override_it() {
     assert_eq!(too_small.status.code(), Some(2), "{err}");
     assert!(err.contains("--max-memory 1.0 MiB is too small"), "{err}");
     assert!(!root.join("out/as_of=2026-06-02").exists());
+}
+
+#[test]
+fn a_hash_sample_in_the_config_trains_on_the_sample_sharded_or_not() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let config = nightly_setup(root, true);
+    let text = fs::read_to_string(&config).unwrap();
+    fs::write(
+        &config,
+        text.replace("snapshots = 1\n", "snapshots = 1\nsample = 900\n"),
+    )
+    .unwrap();
+    ok(&["-q", "run", s(&config), "--as-of", NIGHTS[0]]);
+    let model = root.join("models/nightly");
+    let metrics: serde_json::Value =
+        serde_json::from_slice(&fs::read(model.join("metrics.json")).unwrap()).unwrap();
+    assert_eq!(metrics["metrics"]["sample"]["asked"], 900);
+    assert_eq!(metrics["metrics"]["sample"]["sampled"], 900);
+    assert_eq!(metrics["metrics"]["sample"]["of"], 1500);
+    let whole: Vec<Vec<u8>> = ["model.json", "metrics.json"]
+        .iter()
+        .map(|f| fs::read(model.join(f)).unwrap())
+        .collect();
+    fs::remove_dir_all(root.join("models")).unwrap();
+    fs::remove_dir_all(root.join("out")).unwrap();
+    ok(&[
+        "-q",
+        "run",
+        s(&config),
+        "--as-of",
+        NIGHTS[0],
+        "--shards",
+        "3",
+    ]);
+    for (file, before) in ["model.json", "metrics.json"].iter().zip(whole) {
+        assert!(
+            fs::read(model.join(file)).unwrap() == before,
+            "{file} differs with --shards 3"
+        );
+    }
 }

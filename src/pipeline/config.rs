@@ -210,6 +210,11 @@ pub struct TrainConfig {
     /// Default `[90]`.
     #[serde(default = "default_touchpoint_windows")]
     pub touchpoint_windows: Vec<u32>,
+    /// Train on a hash sample of at most this many subscribers (those whose Spark
+    /// xxhash64 of `subscriber_id` is among the smallest, as `train --sample N`): the
+    /// same sample whatever the input order or the number of shards. Default: everyone.
+    #[serde(default)]
+    pub sample: Option<u64>,
 }
 
 fn default_touchpoint_windows() -> Vec<u32> {

@@ -802,28 +802,30 @@ pub fn run_config(
         _ => {
             let mut params = config.train_params(&name, dates.train_as_of);
             params.guards = guards.clone();
-            let (trained, train_guards, described) = match &inputs {
-                Some(inputs) => {
+            let sample = config.train.sample;
+            let (trained, train_guards, described) = match (&inputs, sample) {
+                (Some(inputs), None) => {
                     let (trained, guards) =
                         timings.time("train", || train(inputs, &params, console))?;
                     (trained, guards, inputs.describe())
                 }
-                None => {
+                _ => {
                     let snapshots =
                         crate::train::planned_dates(&params, spec.interactions.is_some()).len();
                     let k = sharding
                         .count(|| {
-                            MemoryEstimate::of_inputs(
+                            MemoryEstimate::of_sample(
                                 &spec,
                                 TableKind::Model {
                                     snapshots: snapshots as u64,
                                 },
+                                sample,
                             )
                         })?
                         .unwrap_or(1);
                     train_shards = Some(k);
                     let t = timings.time("train", || {
-                        super::sharded::train(&spec, strict, &params, k, None, console)
+                        super::sharded::train(&spec, strict, &params, k, sample, console)
                     })?;
                     (t.artifact, t.guards, t.inputs)
                 }

@@ -60,3 +60,43 @@ pub fn strings(batch: &RecordBatch, name: &str) -> Vec<Option<String>> {
 pub fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
+
+/// Small generated data (1500 subscribers, 240 days, seed 11; string ids when
+/// `string_ids`) under `root/data`, and a by-date nightly job over it at
+/// `root/nightly.toml`: retrain every 30 days, one snapshot, a budget, output in
+/// `root/out`, the model in `root/models/nightly`.
+pub fn nightly_setup(root: &Path, string_ids: bool) -> std::path::PathBuf {
+    let data = root.join("data");
+    let mut args = vec![
+        "-q",
+        "generate",
+        "--subscribers",
+        "1500",
+        "--days",
+        "240",
+        "--seed",
+        "11",
+        "--out",
+        s(&data),
+    ];
+    if string_ids {
+        args.push("--string-ids");
+    }
+    ok(&args);
+    let config = root.join("nightly.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "name = \"nightly\"\nseed = 5\n[inputs]\nsubscribers = \"{}\"\ninteractions = \"{}\"\n\
+             [train]\nretrain = \"every 30d\"\nas_of = \"-60d\"\nhorizon_days = 30\nboosting = {{ n_trees = 15 }}\nsnapshots = 1\nmodel = \"{}\"\n\
+             [score]\nas_of = \"yesterday\"\nbudget = 400.0\noffer_cost = 2.0\n\
+             [report]\ncurrency = \"¥\"\n[output]\ndir = \"{}\"\n",
+            s(&data.join("subscribers.parquet")),
+            s(&data.join("interactions.parquet")),
+            s(&root.join("models/nightly")),
+            s(&root.join("out")),
+        ),
+    )
+    .unwrap();
+    config
+}
